@@ -1,0 +1,49 @@
+"""The ``rlhf-gym`` command: one subcommand per script in ``scripts/``.
+
+Each script module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the same
+module also runs stand-alone (``python scripts/<name>.py``), so there is one implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (subcommand, module, one-line help). Modules import lazily so `--help` stays fast.
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("toy", "rlhf_gym.scripts.toy", "build or inspect the offline toy world"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser, with one sub-parser per script."""
+    from rlhf_gym import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rlhf-gym",
+        description="RLHF on a token-level Gymnasium env: reward models, PPO, and a toy world "
+        "with a known gold preference.",
+    )
+    parser.add_argument("--version", action="version", version=f"rlhf-gym {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name, help_text in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
