@@ -1,5 +1,8 @@
-"""rlhf-gym: RLHF as a token-level Gymnasium environment, Bradley-Terry reward models and an
-SB3-style PPO agent for language-model policies, with an offline toy world whose gold
-"human" preference is known, so reward hacking can be measured instead of guessed."""
+"""rlhf-gym: RLHF as software RL people already know how to use.
+
+A token-level Gymnasium environment, Bradley-Terry reward models and an SB3-style PPO agent for
+language-model policies, with an offline toy world whose gold "human" preference is known, so
+reward hacking can be measured instead of guessed.
+"""
 
 __version__ = "0.1.0"

@@ -40,14 +40,14 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, config_cls: type) -
         kind = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        common = {"default": default, "help": f"{f.metadata.get('help', '')} (default: {default})"}
         if kind is bool:
-            parser.add_argument(flag, type=_parse_bool, default=default, metavar="BOOL", help=help_text)
+            parser.add_argument(flag, type=_parse_bool, metavar="BOOL", **common)
         elif typing.get_origin(kind) is typing.Literal:
             choices = list(typing.get_args(kind))
-            parser.add_argument(flag, type=type(choices[0]), choices=choices, default=default, help=help_text)
+            parser.add_argument(flag, type=type(choices[0]), choices=choices, **common)
         else:
-            parser.add_argument(flag, type=kind if kind in (int, float) else str, default=default, help=help_text)
+            parser.add_argument(flag, type=kind if kind in (int, float) else str, **common)
 
 
 def dataclass_from_args(config_cls: type[T], args: argparse.Namespace) -> T:

@@ -2,7 +2,6 @@ import random
 
 import pytest
 import torch
-
 from rlhf_gym.cached_lm import CachedCausalLM
 
 
