@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's two commands:  bash quickstart.sh demo   |   bash quickstart.sh test
+# Each sets everything up in ./.venv (idempotent: a second run only checks) and then runs.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+VENV="${RLHF_GYM_VENV:-.venv}"
+# Pinned only when no torch is installed yet: on this project's CPU machines the pin resolves
+# to a local CPU wheel; on a GPU machine it is PyPI's ordinary CUDA build. A torch that is
+# already in the venv (say, your own CUDA build) is never replaced: pyproject asks torch>=2.4.
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+
+usage() { echo "usage: bash quickstart.sh {demo|test} [extra args for the command]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+cmd="$1"; shift
+
+setup() {
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "rlhf-gym needs Python >= 3.11; '$PYTHON' is $("$PYTHON" --version 2>&1). Set PYTHON=python3.11." >&2
+    exit 1
+  fi
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  local py="$VENV/bin/python"
+  if ! "$py" -c 'import torch' 2>/dev/null; then
+    echo "[quickstart] installing $TORCH_SPEC" >&2
+    "$py" -m pip install --quiet "$TORCH_SPEC"
+  fi
+  # Reinstall the project only when its dependency list changed.
+  local stamp="$VENV/.rlhf_gym-installed" want
+  want="$(cat pyproject.toml | "$py" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[quickstart] installing rlhf-gym (editable) with test extras" >&2
+    "$py" -m pip install --quiet -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+case "$cmd" in
+  demo) setup; exec "$VENV/bin/rlhf-gym" demo "$@" ;;
+  test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *) usage ;;
+esac
