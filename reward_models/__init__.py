@@ -1,5 +1,40 @@
 """Reward sources: trained Bradley-Terry reward models, ensembles and plain callables."""
 
-from rlhf_gym.reward_models.protocol import CallableReward, RewardSource, as_reward_source, check_scores
+from rlhf_gym.reward_models.data import (
+    PreferenceData,
+    PreferenceDataError,
+    PreferencePair,
+    load_preferences,
+)
+from rlhf_gym.reward_models.ensemble import RewardEnsemble
+from rlhf_gym.reward_models.model import init_reward_model
+from rlhf_gym.reward_models.pipeline import train_reward_model
+from rlhf_gym.reward_models.protocol import (
+    CallableReward,
+    RewardSource,
+    as_reward_source,
+    check_scores,
+)
+from rlhf_gym.reward_models.reward_model import RewardModel, load_reward_model
+from rlhf_gym.reward_models.stats import spearman
+from rlhf_gym.reward_models.trainer import RewardTrainer, RewardTrainingConfig, pairwise_loss
 
-__all__ = ["CallableReward", "RewardSource", "as_reward_source", "check_scores"]
+__all__ = [
+    "CallableReward",
+    "PreferenceData",
+    "PreferenceDataError",
+    "PreferencePair",
+    "RewardEnsemble",
+    "RewardModel",
+    "RewardSource",
+    "RewardTrainer",
+    "RewardTrainingConfig",
+    "as_reward_source",
+    "check_scores",
+    "init_reward_model",
+    "load_preferences",
+    "load_reward_model",
+    "pairwise_loss",
+    "spearman",
+    "train_reward_model",
+]

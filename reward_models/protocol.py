@@ -39,7 +39,7 @@ def check_scores(scores: object, expected: int, source_name: str) -> np.ndarray:
         array = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise ValueError(
-            f"reward source {source_name} returned {type(scores).__name__}, which is not numeric: {err}"
+            f"reward source {source_name} returned {type(scores).__name__}, not numbers: {err}"
         ) from err
     if array.shape != (expected,):
         raise ValueError(
