@@ -1,0 +1,70 @@
+"""What every env face exposes of its :class:`~rlhf_gym.envs.batch.TextGenerationBatch`.
+
+The agent reaches these through Gymnasium's ``get_wrapper_attr`` or SB3's
+``VecEnvWrapper.__getattr__``, so they are plain methods and properties of each face.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlhf_gym.envs.batch import TextGenerationBatch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+class BatchFace:
+    """Mixin: run-time settings and read-only attributes of the batched core ``self.batch``."""
+
+    batch: TextGenerationBatch
+
+    def set_kl_coef(self, beta: float) -> None:
+        """Set β, the KL coefficient, for the following steps (e.g. an adaptive controller)."""
+        self.batch.set_kl_coef(beta)
+
+    def get_kl_coef(self) -> float:
+        """The current β."""
+        return self.batch.kl_coef
+
+    def load_reference_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Replace the reference weights (periodic refresh); live rows' caches are rebuilt."""
+        self.batch.load_reference_state_dict(state_dict)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The policy's tokenizer."""
+        return self.batch.tokenizer
+
+    @property
+    def reference_model(self) -> PreTrainedModel:
+        """The frozen reference model."""
+        return self.batch.reference_model
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Completion budget; episodes are truncated after this many tokens."""
+        return self.batch.max_new_tokens
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Prompt budget; longer prompts are left-truncated (or refused)."""
+        return self.batch.max_prompt_tokens
+
+    @property
+    def temperature(self) -> float:
+        """Sampling temperature; reference (and bound policy) logits are divided by it."""
+        return self.batch.temperature
+
+    @property
+    def eos_token_id(self) -> int:
+        """The token that terminates an episode."""
+        return self.batch.eos_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id filling the observation after the real tokens."""
+        return self.batch.pad_token_id
+
+    @property
+    def kl_estimator(self) -> str:
+        """``"k1"`` or ``"k3"``."""
+        return self.batch.kl_estimator

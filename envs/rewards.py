@@ -1,0 +1,117 @@
+"""The reward math, written once and used by every env face and wrapper.
+
+Per token (RLHF_NOTES §1), with ``lp = log π_θ(a_t|s_t)`` and ``lr = log π_ref(a_t|s_t)``::
+
+    k1:  kl_t = lp − lr
+    k3:  kl_t = (ρ − 1) − log ρ,  ρ = π_ref/π_θ = exp(lr − lp)
+    r_t = −β · kl_t + [t = T] · score(x, y)
+
+Everything here works on numpy arrays of any shape, so one env and N envs share the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from rlhf_gym.reward_models.protocol import RewardSource, check_scores
+
+KLEstimator = Literal["k1", "k3"]
+KL_ESTIMATORS: tuple[str, ...] = ("k1", "k3")
+
+
+def check_estimator(estimator: str) -> KLEstimator:
+    """Return ``estimator`` if it is a known KL estimator, else raise a clear error."""
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {estimator!r}.")
+    return estimator  # type: ignore[return-value]
+
+
+def kl_term(policy_logprob: np.ndarray, ref_logprob: np.ndarray, estimator: str) -> np.ndarray:
+    """Per-token KL estimator value for the sampled tokens.
+
+    Args:
+        policy_logprob: ``log π_θ(a_t|s_t)``.
+        ref_logprob: ``log π_ref(a_t|s_t)``, same shape.
+        estimator: ``"k1"`` (``lp − lr``, unbiased, can be negative) or ``"k3"``
+            (``(ρ − 1) − log ρ`` with ``ρ = π_ref/π_θ``, never negative).
+
+    Returns:
+        The estimator value, same shape, float64.
+    """
+    lp = np.asarray(policy_logprob, dtype=np.float64)
+    lr = np.asarray(ref_logprob, dtype=np.float64)
+    if check_estimator(estimator) == "k1":
+        return lp - lr
+    log_rho = lr - lp
+    return np.expm1(log_rho) - log_rho
+
+
+def token_reward(kl: np.ndarray, kl_coef: float, score: np.ndarray) -> np.ndarray:
+    """``r_t = −β·kl_t + score_t`` where ``score_t`` is 0 except at the last token.
+
+    A NaN ``kl`` (log π_θ unknown) is allowed only with ``kl_coef == 0``.
+    """
+    kl = np.asarray(kl, dtype=np.float64)
+    penalty = np.zeros_like(kl) if kl_coef == 0 else kl_coef * kl
+    return np.asarray(score, dtype=np.float64) - penalty
+
+
+def token_logprobs(logits: torch.Tensor, tokens: np.ndarray | Sequence[int]) -> np.ndarray:
+    """``log softmax(logits)[row, tokens[row]]`` for each row, as float64 numpy.
+
+    Args:
+        logits: ``(N, V)`` next-token logits already divided by the temperature.
+        tokens: ``(N,)`` the chosen token ids.
+    """
+    index = torch.as_tensor(np.asarray(tokens, dtype=np.int64), device=logits.device)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(1, index[:, None])[:, 0].double().cpu().numpy()
+
+
+def score_completions(
+    source: RewardSource | None,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+) -> np.ndarray:
+    """Score finished episodes in one batched call, checking what the source returned.
+
+    Uses ``source.score_ids`` when the source has it (a reward model on the policy's
+    tokenizer), else ``source.score`` on text. ``None`` scores 0 (reward added by wrapping).
+
+    Raises:
+        ValueError: when the source returns NaN, inf or the wrong shape.
+    """
+    n = len(prompts)
+    if source is None or n == 0:
+        return np.zeros(n, dtype=np.float64)
+    name = getattr(source, "name", type(source).__name__)
+    if hasattr(source, "score_ids"):
+        raw = source.score_ids([list(p) for p in prompt_ids], [list(c) for c in completion_ids])
+    else:
+        raw = source.score(list(prompts), list(completions))
+    return check_scores(raw, n, repr(name))
+
+
+def top_p_mask(logits: torch.Tensor, top_p: float, valid_vocab: int | None = None) -> np.ndarray:
+    """Boolean ``(N, V)`` mask of the smallest set of tokens whose probability reaches ``top_p``.
+
+    The most likely token is always allowed; ids ``>= valid_vocab`` never are.
+    """
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+    logits = logits.float()
+    if valid_vocab is not None and valid_vocab < logits.shape[-1]:
+        logits = logits.clone()
+        logits[:, valid_vocab:] = float("-inf")
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of strictly better tokens
+    keep_sorted = (before < top_p) & (sorted_probs > 0)
+    keep_sorted[:, 0] = True
+    mask = torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted)
+    return mask.cpu().numpy()

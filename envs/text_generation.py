@@ -1,0 +1,159 @@
+"""The single-episode Gymnasium face of the token-level text-generation MDP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from rlhf_gym.envs.batch import BatchStep, TextGenerationBatch
+from rlhf_gym.envs.face import BatchFace
+
+
+def token_observation_space(vocab_size: int, window: int) -> spaces.Dict:
+    """``Dict(input_ids=Box(0, V-1, (W,), int64), attention_mask=Box(0, 1, (W,), int64))``."""
+    return spaces.Dict(
+        {
+            "input_ids": spaces.Box(0, vocab_size - 1, (window,), dtype=np.int64),
+            "attention_mask": spaces.Box(0, 1, (window,), dtype=np.int64),
+        }
+    )
+
+
+def step_info(result: BatchStep, row: int) -> dict[str, Any]:
+    """The ``info`` of one row: the reward terms, plus the episode's text when it ended."""
+    info: dict[str, Any] = {
+        "score": float(result.score[row]),
+        "kl": float(result.kl[row]),
+        "ref_logprob": float(result.ref_logprob[row]),
+        "policy_logprob": float(result.policy_logprob[row]),
+    }
+    episode = result.finished.get(row)
+    if episode is not None:
+        info.update(
+            prompt=episode.prompt,
+            prompt_ids=list(episode.prompt_ids),
+            completion=episode.completion,
+            completion_ids=list(episode.completion_ids),
+            eos_penalty=episode.eos_penalty,
+        )
+    return info
+
+
+class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
+    """Write a completion to a prompt one token at a time, rewarded as in RLHF.
+
+    ## Description
+    Each episode draws a prompt; every step appends one token (the action) to it. The reward
+    is the RLHF objective split per token (RLHF_NOTES §1): a KL penalty against a frozen
+    reference model on every token and a reward-model score on the last one. The env never
+    trains anything and owns no optimiser.
+
+    ## Action Space
+    ``Discrete(V)``: the next token id, V = the models' vocabulary size (ids at or above
+    ``len(tokenizer)``, if the model pads its vocabulary, are masked by :meth:`action_masks`).
+
+    ## Observation Space
+    ``Dict(input_ids=Box(0, V-1, (W,), int64), attention_mask=Box(0, 1, (W,), int64))`` with
+    ``W = max_prompt_tokens + max_new_tokens``: prompt then generated tokens, left-aligned,
+    pad after, mask 1 on real tokens.
+
+    ## Rewards
+    ``r_t = −β·kl_t + [t=T]·score(x, y)``; ``kl_t = log π_θ(a_t|s_t) − log π_ref(a_t|s_t)``
+    (``"k1"``) or ``(ρ−1) − log ρ`` with ``ρ = π_ref/π_θ`` (``"k3"``). Both log-probs use logits
+    divided by ``temperature``. ``score`` is the reward source's score of (prompt, completion),
+    plus ``missing_eos_penalty`` when the episode was truncated without EOS.
+    **Where log π_θ comes from:** call :meth:`set_policy_logprob` with the act-time log-prob
+    before a step (it applies to that step only); otherwise a ``policy_model`` bound at
+    construction is run by the env itself; with neither, β must be 0 (``policy_logprob`` is then
+    NaN in ``info``), else ``step`` raises. ``info`` carries ``"score"`` (0.0 until the end),
+    ``"kl"``, ``"ref_logprob"``, ``"policy_logprob"``; at the end also ``"prompt"``,
+    ``"prompt_ids"``, ``"completion"`` (text without EOS), ``"completion_ids"`` and
+    ``"eos_penalty"``.
+
+    ## Starting State
+    A prompt drawn uniformly with ``self.np_random``. Prompts longer than
+    ``max_prompt_tokens`` keep their last ``max_prompt_tokens`` tokens (one warning), or raise
+    with ``prompt_truncation="error"``. The reward source is given the full prompt text.
+
+    ## Episode End
+    Terminated when the action is EOS; truncated after ``max_new_tokens`` tokens. Stepping an
+    ended episode raises until :meth:`reset`.
+
+    ## Arguments
+    tokenizer: the policy's tokenizer (EOS required; pad may be absent, then EOS pads).
+    reference_model: frozen reference π_ref (moved to ``device``, eval, no grad).
+    prompts: list of strings, a ``datasets.Dataset`` (column ``prompt_column``) or the toy world.
+    reward: a :class:`~rlhf_gym.reward_models.protocol.RewardSource` or callable
+    ``f(prompts, completions)``; None scores 0 (add one with ``RewardScoreWrapper``).
+    policy_model: optional policy the env scores actions with (not moved, not frozen).
+    max_prompt_tokens, max_new_tokens: window sizes. kl_coef: β (``set_kl_coef`` changes it).
+    kl_estimator: ``"k1"`` or ``"k3"``. temperature: the sampling temperature.
+    missing_eos_penalty: float added to the score of truncated episodes, or None.
+    mask_model, mask_top_p: optional NLPO mask model and its top-p (see :meth:`action_masks`).
+    device: ``"auto"`` = cuda when available. render_mode: None or ``"ansi"``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, *, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.batch = TextGenerationBatch(1, **kwargs)
+        self.observation_space = token_observation_space(self.batch.vocab_size, self.batch.window)
+        self.action_space = spaces.Discrete(self.batch.vocab_size)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Draw a prompt (from ``self.np_random``) and start an episode."""
+        super().reset(seed=seed)
+        self.batch.rngs[0] = self.np_random
+        self.batch.reset_rows([0])
+        obs = self.batch.observation()
+        return {k: v[0] for k, v in obs.items()}, {
+            "prompt": self.batch.prompts[self.batch.prompt_index[0]]
+        }
+
+    def step(
+        self, action: int | np.integer
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Append one token; see the class docstring for the reward and ``info``."""
+        if not np.issubdtype(np.asarray(action).dtype, np.integer):
+            raise ValueError(f"action must be an integer token id, got {action!r}.")
+        result = self.batch.step(np.asarray([action]), autoreset=False)
+        obs = {k: v[0] for k, v in self.batch.observation().items()}
+        info = step_info(result, 0)
+        return (
+            obs,
+            float(result.rewards[0]),
+            bool(result.terminated[0]),
+            bool(result.truncated[0]),
+            info,
+        )
+
+    def set_policy_logprob(self, logprob: float) -> None:
+        """Hand over ``log π_θ`` of the action the next :meth:`step` receives (that step only)."""
+        self.batch.set_policy_logprobs([logprob])
+
+    def action_masks(self) -> np.ndarray:
+        """``(V,)`` bools for MaskablePPO: the mask model's top-p set, or all real tokens."""
+        return self.batch.action_masks()[0]
+
+    def render(self) -> str | None:
+        """``"ansi"``: the prompt and the completion so far as text."""
+        if self.render_mode != "ansi":
+            return None
+        b = self.batch
+        prompt = b.tokenizer.decode(b.ids[0, : b.prompt_len[0]].tolist())
+        stop = b.prompt_len[0] + b.gen_len[0]
+        completion = b.tokenizer.decode(b.ids[0, b.prompt_len[0] : stop].tolist())
+        return f"{prompt} ▸ {completion}"
+
+    def close(self) -> None:
+        """Nothing to release; safe to call twice."""

@@ -1,0 +1,60 @@
+"""The toy-world env: ``gymnasium.make("rlhf_gym/ToyTextGeneration-v0")`` needs no arguments.
+
+It loads (or builds, once, into the cache) the toy world's artifacts: the word-level tokenizer
+and the tiny GPT-2 SFT model, which is the reference and, by default, the bound policy model
+(a second copy, so the reference stays frozen). The terminal score is the toy world's gold
+utility unless ``reward=`` (e.g. a trained reward model) is passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlhf_gym.envs.text_generation import TextGenerationEnv
+from rlhf_gym.envs.vector import TextGenerationVectorEnv
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+TOY_DEFAULTS: dict[str, Any] = {"max_prompt_tokens": 8, "max_new_tokens": 48, "kl_coef": 0.05}
+
+
+def toy_env_kwargs(
+    *, out_dir: str | None = None, world_seed: int = 0, bind_policy: bool = True, **overrides: Any
+) -> dict[str, Any]:
+    """Constructor arguments of a toy-world env, building the artifacts if needed.
+
+    Args:
+        out_dir: where the toy artifacts live (default: the toy world's cache).
+        world_seed: the toy world's seed.
+        bind_policy: bind a copy of the SFT model as ``policy_model`` (so any β works without a
+            log-prob handover); ignored when ``policy_model`` is given.
+        **overrides: any :class:`~rlhf_gym.envs.TextGenerationEnv` argument.
+    """
+    try:
+        from rlhf_gym.toy import GoldUtility, ToyWorld, build_toy_world
+    except ImportError as err:  # the toy package is built in parallel
+        raise ImportError(
+            "the toy world (rlhf_gym.toy.build_toy_world) is not available; use "
+            "rlhf_gym/TextGeneration-v0 with your own models."
+        ) from err
+    artifacts = build_toy_world(out_dir, seed=world_seed, progress=False)
+    kwargs: dict[str, Any] = {**TOY_DEFAULTS}
+    kwargs["tokenizer"] = AutoTokenizer.from_pretrained(str(artifacts.tokenizer_dir))
+    kwargs["reference_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir))
+    if bind_policy and "policy_model" not in overrides:
+        kwargs["policy_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir)).eval()
+    kwargs["prompts"] = ToyWorld().train_prompts
+    kwargs["reward"] = GoldUtility()
+    kwargs.update({k: v for k, v in overrides.items() if not (k == "reward" and v is None)})
+    return kwargs
+
+
+def make_toy_env(**kwargs: Any) -> TextGenerationEnv:
+    """``rlhf_gym/ToyTextGeneration-v0``: a single toy-world env (see :func:`toy_env_kwargs`)."""
+    render_mode = kwargs.pop("render_mode", None)
+    return TextGenerationEnv(render_mode=render_mode, **toy_env_kwargs(**kwargs))
+
+
+def make_toy_vector_env(num_envs: int = 1, **kwargs: Any) -> TextGenerationVectorEnv:
+    """The natively batched toy-world env, for ``gymnasium.make_vec``."""
+    render_mode = kwargs.pop("render_mode", None)
+    return TextGenerationVectorEnv(num_envs, render_mode=render_mode, **toy_env_kwargs(**kwargs))
