@@ -13,6 +13,7 @@ import sys
 # (subcommand, module, one-line help). Modules import lazily so `--help` stays fast.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("toy", "rlhf_gym.scripts.toy", "build or inspect the offline toy world"),
+    ("train-rm", "rlhf_gym.scripts.train_reward_model", "train a Bradley-Terry reward model"),
 ]
 
 

@@ -102,7 +102,7 @@ def encode_pairs(
     truncation: Truncation = "error",
     skip_invalid: bool = False,
 ) -> EncodedPairs:
-    """Tokenize pairs into ``chosen_ids``/``rejected_ids``/``margin`` rows.
+    """Tokenize pairs into ``chosen_ids``/``rejected_ids``/``margin``/``pair`` (index) rows.
 
     Raises:
         PreferenceDataError: for a bad tokenizer, or a too-long pair unless ``skip_invalid``.
@@ -132,7 +132,9 @@ def encode_pairs(
             out.skipped += 1
             continue
         out.truncated += int(cut_c or cut_r)
-        out.rows.append({"chosen_ids": chosen, "rejected_ids": rejected, "margin": pair.margin})
+        out.rows.append(
+            {"chosen_ids": chosen, "rejected_ids": rejected, "margin": pair.margin, "pair": index}
+        )
     if out.truncated or out.skipped:
         logger.warning(
             "encoding: %d pair(s) prompt-truncated from the left, %d skipped as too long",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from rlhf_gym.reward_models.data import load_preferences
+from rlhf_gym.reward_models.data import PreferencePair, load_preferences
 from rlhf_gym.reward_models.encoding import Truncation, encode_pairs
 from rlhf_gym.reward_models.model import HeadKind, init_reward_model
 from rlhf_gym.reward_models.reward_model import RewardModel
@@ -30,6 +30,14 @@ def split_rows(rows: list[Any], eval_fraction: float, seed: int) -> tuple[list[A
     return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
 
 
+class TrainedRewardModel(NamedTuple):
+    """What :func:`train_reward_model` returns."""
+
+    model: RewardModel
+    metrics: dict[str, float]
+    eval_pairs: list[PreferencePair]
+
+
 def train_reward_model(
     base_model: str | os.PathLike,
     preferences: Any,
@@ -42,7 +50,7 @@ def train_reward_model(
     skip_invalid: bool = False,
     head: HeadKind = "auto",
     output_dir: str | None = None,
-) -> tuple[RewardModel, dict[str, float]]:
+) -> TrainedRewardModel:
     """Train a reward model initialised from ``base_model`` on ``preferences``.
 
     Args:
@@ -58,8 +66,9 @@ def train_reward_model(
         output_dir: Trainer scratch folder (a temp dir by default; no checkpoints are written).
 
     Returns:
-        The trained model (gain 1, bias 0 until normalised) and metrics: ``eval_accuracy``,
-        ``eval_loss``, ``skipped_rows``, ``truncated_pairs``, ``train_pairs``, ``eval_pairs``.
+        The trained model (gain 1, bias 0 until normalised), metrics (``eval_accuracy``,
+        ``eval_loss``, ``skipped_rows``, ``truncated_pairs``, ``train_pairs``, ``eval_pairs``)
+        and the held-out pairs.
     """
     config = config or RewardTrainingConfig()
     tokenizer = tokenizer or AutoTokenizer.from_pretrained(base_model)
@@ -89,4 +98,7 @@ def train_reward_model(
         eval_pairs=len(eval_rows),
     )
     logger.info("reward model trained: %s", metrics)
-    return RewardModel(network, tokenizer, max_length=max_length), metrics
+    held_out = [data.pairs[row["pair"]] for row in eval_rows]
+    return TrainedRewardModel(
+        RewardModel(network, tokenizer, max_length=max_length), metrics, held_out
+    )

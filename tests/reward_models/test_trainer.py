@@ -39,12 +39,13 @@ def test_training_learns_and_is_deterministic(sft_dir, tmp_path):
         epochs=3, batch_size=16, learning_rate=3e-3, seed=1, logging_steps=5
     )
     rows = synthetic_rows(240)
-    rm, metrics = train_reward_model(
+    rm, metrics, held_out = train_reward_model(
         sft_dir, rows, config=config, eval_fraction=0.25, output_dir=str(tmp_path)
     )
     assert metrics["eval_accuracy"] > 0.9
+    assert len(held_out) == 60 and held_out[0].chosen.endswith("good")
     assert (metrics["train_pairs"], metrics["eval_pairs"], metrics["skipped_rows"]) == (180, 60, 0)
-    again, _ = train_reward_model(
+    again, _, _ = train_reward_model(
         sft_dir, rows, config=config, eval_fraction=0.25, output_dir=str(tmp_path)
     )
     prompts, completions = ["the cat is"] * 3, ["very good", "very bad", "a dog"]
@@ -60,7 +61,7 @@ def test_training_skips_and_counts_bad_rows(sft_dir, tmp_path):
         {"prompt": "q", "chosen": 1, "rejected": "a"},
     ]
     config = RewardTrainingConfig(epochs=1, batch_size=16)
-    _, metrics = train_reward_model(
+    _, metrics, _ = train_reward_model(
         sft_dir, rows, config=config, skip_invalid=True, output_dir=str(tmp_path)
     )
     assert metrics["skipped_rows"] == 2 and metrics["train_pairs"] + metrics["eval_pairs"] == 40
