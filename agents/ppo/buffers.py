@@ -1,0 +1,144 @@
+"""A rollout buffer that hands PPO whole token sequences instead of single transitions.
+
+Steps are stored as SB3 stores them (``(n_steps, n_envs)`` arrays, observations included). After
+GAE, each env's column is cut into *segments* at episode starts: an episode, or the part of one
+that falls inside the rollout. A segment's sequence is the observation at its first step (the
+prompt, or prompt plus earlier tokens when the episode began in a previous rollout) followed by
+the segment's actions, so one teacher-forced forward gives every log-prob and value it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from stable_baselines3.common.buffers import DictRolloutBuffer
+
+
+class LMRolloutBufferSamples(NamedTuple):
+    """A minibatch of sequences (right-padded); ``(B, T)`` fields are per generated token.
+
+    Attributes:
+        input_ids: ``(B, L)`` context followed by the segment's actions.
+        attention_mask: ``(B, L)``.
+        positions: ``(B, T)`` index in ``input_ids`` of the token that predicted each action.
+        actions: ``(B, T)``.
+        old_values: ``(B, T)`` values at act time.
+        old_log_prob: ``(B, T)`` log-probs at act time (temperature-scaled).
+        advantages: ``(B, T)`` GAE advantages (whitened over the rollout's tokens).
+        returns: ``(B, T)`` value targets.
+        token_mask: ``(B, T)`` True on real tokens.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    positions: torch.Tensor
+    actions: torch.Tensor
+    old_values: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    token_mask: torch.Tensor
+
+
+def whiten(values: np.ndarray, shift_mean: bool = True, eps: float = 1e-8) -> np.ndarray:
+    """Scale to unit variance (and zero mean if ``shift_mean``)."""
+    mean, std = values.mean(), values.std()
+    out = (values - mean) / (std + eps)
+    return out if shift_mean else out + mean / (std + eps)
+
+
+class LMRolloutBuffer(DictRolloutBuffer):
+    """SB3's Dict rollout buffer plus sequence minibatches (see the module docstring).
+
+    Args:
+        *args: as :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`.
+        whiten_rewards: scale the per-token rewards to unit variance before GAE (no mean shift).
+        whiten_advantages: whiten advantages over all tokens of the rollout.
+        **kwargs: as :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`.
+    """
+
+    def __init__(
+        self, *args, whiten_rewards: bool = False, whiten_advantages: bool = True, **kwargs
+    ) -> None:
+        self.whiten_rewards = whiten_rewards
+        self.whiten_advantages = whiten_advantages
+        self.segments: list[tuple[int, int, int]] = []
+        super().__init__(*args, **kwargs)
+
+    def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
+        """GAE as in SB3 (optionally on whitened rewards), then whiten and cut into segments."""
+        if self.whiten_rewards:
+            self.rewards = whiten(self.rewards, shift_mean=False).astype(np.float32)
+        super().compute_returns_and_advantage(last_values, dones)
+        if self.whiten_advantages:
+            self.advantages = whiten(self.advantages).astype(np.float32)
+        self.segments = self._find_segments()
+
+    def _find_segments(self) -> list[tuple[int, int, int]]:
+        """``(env, first_step, end_step)`` for every episode piece in the rollout."""
+        segments = []
+        for env in range(self.n_envs):
+            starts = [0] + [t for t in range(1, self.buffer_size) if self.episode_starts[t, env]]
+            ends = starts[1:] + [self.buffer_size]
+            segments.extend((env, a, b) for a, b in zip(starts, ends, strict=True))
+        return segments
+
+    @property
+    def num_sequences(self) -> int:
+        """Number of segments (sequences) in the rollout."""
+        return len(self.segments)
+
+    def _sequence(self, env: int, first: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids of one segment and the position predicting each of its actions."""
+        ids = self.observations["input_ids"][first, env]
+        context = ids[: int(self.observations["attention_mask"][first, env].sum())]
+        actions = self.actions[first:end, env, 0].astype(np.int64)
+        positions = len(context) - 1 + np.arange(end - first)
+        return np.concatenate([context.astype(np.int64), actions]), positions
+
+    def get_sequences(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> Generator[LMRolloutBufferSamples, None, None]:
+        """Shuffled minibatches of ``batch_size`` sequences, trimmed to their longest member."""
+        assert self.full and self.segments, "call compute_returns_and_advantage first"
+        order = rng.permutation(len(self.segments))
+        for start in range(0, len(order), batch_size):
+            yield self._get_sequence_samples(order[start : start + batch_size])
+
+    def _get_sequence_samples(self, indices: np.ndarray) -> LMRolloutBufferSamples:
+        chosen = [self.segments[i] for i in indices]
+        built = [self._sequence(*segment) for segment in chosen]
+        length = max(len(seq) for seq, _ in built)
+        steps = max(end - first for _, first, end in chosen)
+        ids = np.zeros((len(chosen), length), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        positions = np.zeros((len(chosen), steps), dtype=np.int64)
+        token_mask = np.zeros((len(chosen), steps), dtype=bool)
+        fields = {
+            name: np.zeros((len(chosen), steps), dtype=np.float32)
+            for name in ("values", "log_probs", "advantages", "returns")
+        }
+        actions = np.zeros((len(chosen), steps), dtype=np.int64)
+        for row, ((seq, pos), (env, first, end)) in enumerate(zip(built, chosen, strict=True)):
+            n = end - first
+            ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
+            positions[row, :n], token_mask[row, :n] = pos, True
+            positions[row, n:] = pos[-1]
+            actions[row, :n] = self.actions[first:end, env, 0]
+            for name, array in fields.items():
+                array[row, :n] = getattr(self, name)[first:end, env]
+        as_tensor = self.to_torch
+        return LMRolloutBufferSamples(
+            input_ids=as_tensor(ids).long(),
+            attention_mask=as_tensor(mask).long(),
+            positions=as_tensor(positions).long(),
+            actions=as_tensor(actions).long(),
+            old_values=as_tensor(fields["values"]),
+            old_log_prob=as_tensor(fields["log_probs"]),
+            advantages=as_tensor(fields["advantages"]),
+            returns=as_tensor(fields["returns"]),
+            token_mask=torch.as_tensor(token_mask, device=self.device),
+        )

@@ -1,0 +1,388 @@
+"""An SB3 actor-critic policy whose actor is a causal language model.
+
+Observations are the env's ``{"input_ids", "attention_mask"}`` Dict of int64 ids (left-aligned,
+pad after); the action is the next token. The value is read from a head on the last hidden
+state, either on the policy's own trunk (default) or on a separate critic trunk initialised from
+a reward model directory. Logits are divided by the sampling temperature wherever a log-prob is
+taken. Dropout is off: the LM is kept in eval mode even while it is trained.
+
+Example:
+    >>> from rlhf_gym.agents.ppo import LMPPO  # doctest: +SKIP
+    >>> agent = LMPPO("LMPolicy", env, policy_kwargs={"model": "path/to/sft"})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from rlhf_gym.agents.ppo.lora import ReferenceView, apply_lora, has_adapters
+from rlhf_gym.agents.ppo.token_state import TokenCacheState
+from safetensors.torch import load_file, save_file
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+CRITIC_DIR = "critic"
+
+
+def zero_dropout(config: Any) -> None:
+    """Set every dropout probability of a (possibly nested) HF config to 0."""
+    for key, value in list(vars(config).items()):
+        if isinstance(value, float) and ("dropout" in key or "pdrop" in key):
+            setattr(config, key, 0.0)
+        elif hasattr(value, "to_dict") and hasattr(value, "model_type"):
+            zero_dropout(value)
+
+
+def load_causal_lm(model: str | os.PathLike | PreTrainedModel, **kwargs: Any) -> PreTrainedModel:
+    """A causal LM from a hub name, a directory or an already built model, with dropout off."""
+    if isinstance(model, nn.Module):
+        zero_dropout(model.config)
+        return model.eval()
+    config = AutoConfig.from_pretrained(model)
+    zero_dropout(config)
+    return AutoModelForCausalLM.from_pretrained(model, config=config, **kwargs).eval()
+
+
+def vocab_size_of(model: nn.Module) -> int:
+    """Width of the model's logits (its output embedding rows)."""
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
+class LMActorCriticPolicy(BasePolicy):
+    """Actor-critic policy over tokens backed by any ``AutoModelForCausalLM``.
+
+    Args:
+        observation_space: the env's Dict space with int64 ``input_ids`` and ``attention_mask``.
+        action_space: ``Discrete(V)``; V must equal the model's logits width.
+        lr_schedule: learning-rate schedule (SB3 passes it).
+        model: hub name, directory or model object of the policy LM (the SFT model).
+        temperature: sampling temperature; logits are divided by it for every log-prob.
+        critic: None for a value head on the policy trunk (option A), or a reward model
+            directory whose trunk and head initialise a separate critic (option B).
+        lora: None, or a ``peft.LoraConfig`` / dict of its arguments. Then only the adapters and
+            the value head train, and the reference is the same weights with adapters disabled
+            (:meth:`reference_view`).
+        optimizer_class: the optimizer (Adam).
+        optimizer_kwargs: its arguments besides the learning rate (default ``eps=1e-5``).
+        use_sde: must be False (SB3 passes it).
+        model_kwargs: extra ``from_pretrained`` arguments.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        model: str | os.PathLike | PreTrainedModel,
+        temperature: float = 1.0,
+        critic: str | os.PathLike | None = None,
+        lora: Any = None,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        use_sde: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if use_sde:
+            raise ValueError(
+                "gSDE is for continuous actions; LMActorCriticPolicy needs use_sde=False."
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        super().__init__(
+            observation_space,
+            action_space,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs={"eps": 1e-5} if optimizer_kwargs is None else optimizer_kwargs,
+        )
+        check_token_spaces(observation_space, action_space)
+        self.temperature = float(temperature)
+        lm = load_causal_lm(model, **(model_kwargs or {}))
+        if vocab_size_of(lm) != action_space.n:
+            raise ValueError(
+                f"the env's action space is Discrete({action_space.n}) but the policy model has "
+                f"{vocab_size_of(lm)} logits; build the env with the policy's tokenizer and vocab."
+            )
+        self.model = apply_lora(lm, lora) if lora is not None else lm
+        self.critic_trunk: nn.Module | None = None
+        hidden = lm.config.get_text_config().hidden_size
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        if critic is not None:
+            self.critic_trunk, self.value_head = load_critic(critic)
+        self._load_saved_value_head(lora if isinstance(lora, str) else model)
+        self.generator = torch.Generator()
+        self.optimizer = self.optimizer_class(
+            [p for p in self.parameters() if p.requires_grad],
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    # -- modes and observation path ---------------------------------------------------------
+
+    def train(self, mode: bool = True) -> LMActorCriticPolicy:
+        """Keep every submodule in eval mode (dropout off) whatever SB3 asks."""
+        super().train(False)
+        return self
+
+    def extract_features(self, obs: PyTorchObs, *_: Any) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """Ids and mask as long tensors; SB3's ``preprocess_obs`` (a float cast) is skipped."""
+        assert isinstance(obs, dict), "LMActorCriticPolicy needs the Dict observation."
+        return obs["input_ids"].long(), obs["attention_mask"].long()
+
+    @property
+    def uses_bf16(self) -> bool:
+        """Whether forwards run under bf16 autocast (on CUDA)."""
+        return self.device.type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA, nothing on CPU."""
+        if self.uses_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- full forwards -----------------------------------------------------------------------
+
+    def _trunk_outputs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Temperature-scaled float32 logits ``(B, L, V)`` and value-trunk hidden ``(B, L, H)``."""
+        with self.autocast():
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=self.critic_trunk is None,
+            )
+            if self.critic_trunk is None:
+                hidden = out.hidden_states[-1]
+            else:
+                hidden = self.critic_trunk(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).hidden_states[-1]
+        return out.logits.float() / self.temperature, hidden
+
+    def value_of(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Values from hidden states (any leading shape), float32."""
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
+
+    def _last_step(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and value at each row's last real token of an env observation."""
+        ids, mask = self.extract_features(obs)
+        logits, hidden = self._trunk_outputs(ids, mask)
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        last = mask.sum(dim=1) - 1
+        return logits[rows, last], self.value_of(hidden[rows, last])
+
+    def sample(self, logits: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Pure sampling (no top-k/top-p) from temperature-scaled logits, seeded generator."""
+        if deterministic:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(logits.float(), dim=-1)
+        if self.generator.device != probs.device:
+            self.generator = torch.Generator(probs.device).manual_seed(
+                self.generator.initial_seed()
+            )
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+
+    def forward(
+        self, obs: PyTorchObs, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values and log-probs for a batch of observations (uncached forward)."""
+        logits, values = self._last_step(obs)
+        actions = self.sample(logits, deterministic)
+        log_probs = torch.log_softmax(logits, dim=-1).gather(1, actions[:, None]).squeeze(1)
+        return actions, values, log_probs
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        return self.sample(self._last_step(observation)[0], deterministic)
+
+    def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
+        """Values of observations, shape ``(B, 1)`` as SB3 expects."""
+        return self._last_step(obs)[1][:, None]
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: dict[str, np.ndarray],
+        state: TokenCacheState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, TokenCacheState | None]:
+        """Next token for env observations; pass a :class:`TokenCacheState` to reuse the cache.
+
+        Without a state each call re-encodes the observations; with one (``state =
+        policy.initial_state(n)`` and the returned state fed back, like RecurrentPPO's LSTM
+        states) each call costs one cached one-token forward.
+        """
+        if state is None:
+            return super().predict(observation, None, episode_start, deterministic)
+        obs_tensor, _ = self.obs_to_tensor(observation)
+        with torch.no_grad():
+            step = state.advance(obs_tensor, episode_start)
+            actions = self.sample(step.logits, deterministic)
+        return actions.cpu().numpy(), state
+
+    # -- cached rollout path -----------------------------------------------------------------
+
+    def initial_state(self, num_envs: int) -> TokenCacheState:
+        """A fresh per-env KV-cache state for ``num_envs`` rows (the recurrent state)."""
+        return TokenCacheState(self, num_envs)
+
+    def act(
+        self, state: TokenCacheState, obs: PyTorchObs, episode_starts: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One cached step: actions, values, log-probs and entropies of the sampled tokens."""
+        step = state.advance(obs, episode_starts)
+        log_dist = torch.log_softmax(step.logits, dim=-1)
+        actions = self.sample(step.logits)
+        log_probs = log_dist.gather(1, actions[:, None]).squeeze(1)
+        entropy = -(log_dist.exp() * log_dist).sum(dim=-1)
+        return actions, step.values, log_probs, entropy
+
+    # -- teacher-forced sequences (training) -------------------------------------------------
+
+    def evaluate_sequences(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        actions: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One teacher-forced forward per sequence: log-probs, values, entropies per action.
+
+        Args:
+            input_ids: ``(B, L)`` right-padded context + actions.
+            attention_mask: ``(B, L)``.
+            positions: ``(B, T)`` index of the token whose next-token distribution chose each
+                action (clamped into range for padding slots).
+            actions: ``(B, T)`` the actions taken.
+
+        Returns:
+            ``(B, T)`` log-probs, values and entropies (padding slots hold garbage; mask them).
+        """
+        logits, hidden = self._trunk_outputs(input_ids, attention_mask)
+        index = positions[..., None]
+        picked = logits.gather(1, index.expand(-1, -1, logits.shape[-1]))
+        log_dist = torch.log_softmax(picked, dim=-1)
+        log_probs = log_dist.gather(2, actions[..., None]).squeeze(-1)
+        entropy = -(log_dist.exp() * log_dist).sum(dim=-1)
+        values = self.value_of(hidden.gather(1, index.expand(-1, -1, hidden.shape[-1])))
+        return log_probs, values, entropy
+
+    # -- reference through disabled adapters (LoRA) -----------------------------------------
+
+    @property
+    def has_lora(self) -> bool:
+        """Whether the policy trains LoRA adapters on frozen base weights."""
+        return has_adapters(self.model)
+
+    @contextlib.contextmanager
+    def adapters_disabled(self) -> Iterator[None]:
+        """Run the base weights only (the LoRA reference)."""
+        if not self.has_lora:
+            raise ValueError("the policy has no LoRA adapters; its reference lives in the env.")
+        with self.model.disable_adapter():
+            yield
+
+    def reference_view(self) -> ReferenceView:
+        """The LoRA reference as a module to give the env: shared weights, adapters disabled."""
+        return ReferenceView(self.model)
+
+    @torch.no_grad()
+    def reference_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Temperature-scaled next-token log-probs ``(B, L, V)`` of the LoRA reference."""
+        with self.adapters_disabled(), self.autocast():
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return torch.log_softmax(logits.float() / self.temperature, dim=-1)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Policy LM (or its LoRA adapters) via ``save_pretrained`` plus the value head."""
+        os.makedirs(path, exist_ok=True)
+        self.model.save_pretrained(path)
+        head = {k: v.detach().contiguous().cpu() for k, v in self.value_head.state_dict().items()}
+        save_file(head, os.path.join(path, VALUE_HEAD_FILE))
+        if self.critic_trunk is not None:
+            self.critic_trunk.trunk.save_pretrained(os.path.join(path, CRITIC_DIR))
+
+    def _load_saved_value_head(self, model: Any) -> None:
+        if isinstance(model, str | os.PathLike) and os.path.isfile(
+            os.path.join(model, VALUE_HEAD_FILE)
+        ):
+            self.value_head.load_state_dict(load_file(os.path.join(model, VALUE_HEAD_FILE)))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(temperature=self.temperature, optimizer_kwargs=self.optimizer_kwargs)
+        return data
+
+
+def check_token_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise a clear error unless the spaces are the token env's Dict of ids and Discrete(V)."""
+    if not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"the action must be one token, Discrete(V); got {action_space}.")
+    keys = {"input_ids", "attention_mask"}
+    if not isinstance(observation_space, spaces.Dict) or not keys <= set(observation_space.spaces):
+        raise ValueError(
+            f"the observation must be a Dict with {sorted(keys)} (TextGenerationVecEnv); "
+            f"got {observation_space}."
+        )
+
+
+class CriticTrunk(nn.Module):
+    """A reward model's ``AutoModel`` trunk dressed as an LM for :class:`CachedCausalLM`.
+
+    Its output carries the last hidden state (as ``hidden_states[-1]``) and the cache; the
+    ``logits`` field is a one-wide placeholder, so no vocabulary projection is computed.
+    """
+
+    def __init__(self, trunk: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.config = trunk.config
+
+    def forward(self, **kwargs: Any) -> SimpleNamespace:
+        """Run the trunk; ``output_hidden_states`` is implied."""
+        kwargs.pop("output_hidden_states", None)
+        out = self.trunk(**kwargs)
+        last = out.last_hidden_state
+        return SimpleNamespace(logits=last[..., :1], hidden_states=(last,), cache=out.get("cache"))
+
+
+def load_critic(path: str | os.PathLike) -> tuple[nn.Module, nn.Linear]:
+    """Trunk and scalar head of a saved reward model (or of a critic saved by this policy)."""
+    from transformers import AutoModel
+
+    critic_dir = os.path.join(path, CRITIC_DIR)
+    if os.path.isdir(critic_dir):  # a directory written by LMActorCriticPolicy.save_pretrained
+        trunk = AutoModel.from_pretrained(critic_dir).eval()
+        head = nn.Linear(trunk.config.hidden_size, 1)
+        head.load_state_dict(load_file(os.path.join(path, VALUE_HEAD_FILE)))
+        return CriticTrunk(trunk), head
+    from rlhf_gym.reward_models.reward_model import load_reward_model
+
+    network = load_reward_model(path).model
+    heads = [m for m in network.modules() if isinstance(m, nn.Linear) and m.out_features == 1]
+    if len(heads) != 1:
+        raise ValueError(f"{path}: expected one scalar reward head, found {len(heads)}.")
+    trunk = getattr(network, "backbone", None) or network.base_model
+    head = nn.Linear(heads[0].in_features, 1)
+    head.weight.data.copy_(heads[0].weight.data)
+    if heads[0].bias is not None:
+        head.bias.data.copy_(heads[0].bias.data)
+    else:
+        nn.init.zeros_(head.bias)
+    zero_dropout(trunk.config)
+    return CriticTrunk(trunk.eval()), head

@@ -1,0 +1,179 @@
+"""Fixtures for agent tests: a word tokenizer, tiny LMs from config, the text VecEnv."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+WORDS = [
+    "review",
+    "of",
+    "the",
+    "phone",
+    "lamp",
+    "book",
+    ":",
+    "it",
+    "is",
+    "a",
+    "good",
+    "great",
+    "bad",
+    "awful",
+    "fine",
+    "nice",
+    "very",
+    "not",
+    "and",
+    ".",
+    "!",
+]
+PROMPTS = ["review of the phone :", "review of the lamp :", "review of the book :", "it is"]
+GOOD = {"good", "great", "nice", "fine"}
+
+
+def word_tokenizer() -> PreTrainedTokenizerFast:
+    """<pad>=0, <eos>=1, <unk>=2, then WORDS; vocabulary 26."""
+    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def tiny_lm(arch: str = "gpt2", vocab_size: int = 26, seed: int = 0) -> PreTrainedModel:
+    """A 2-layer causal LM from config, dropout off."""
+    torch.manual_seed(seed)
+    common = {"vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
+    if arch == "gpt2":
+        config = GPT2Config(
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            n_positions=128,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
+        )
+        return GPT2LMHeadModel(config).eval()
+    if arch == "llama":
+        config = LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=128,
+            **common,
+        )
+        return LlamaForCausalLM(config).eval()
+    config = GPTNeoXConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=128,
+        **common,
+    )
+    return GPTNeoXForCausalLM(config).eval()
+
+
+def good_word_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
+    """Fraction of words in the completion that are GOOD words (a learnable toy reward)."""
+    return np.array([np.mean([w in GOOD for w in c.split()] or [0.0]) for c in completions])
+
+
+def make_env(policy: PreTrainedModel, num_envs: int = 4, max_new_tokens: int = 6, **kwargs):
+    """A TextGenerationVecEnv whose reference is a frozen copy of ``policy``."""
+    from rlhf_gym.envs import TextGenerationVecEnv
+
+    options = {
+        "reward": good_word_reward,
+        "kl_coef": 0.05,
+        "device": "cpu",
+        "max_prompt_tokens": 6,
+        "max_new_tokens": max_new_tokens,
+        **kwargs,
+    }
+    return TextGenerationVecEnv(
+        num_envs,
+        tokenizer=word_tokenizer(),
+        reference_model=copy.deepcopy(policy),
+        prompts=PROMPTS,
+        **options,
+    )
+
+
+@pytest.fixture
+def lm_factory() -> Callable[..., PreTrainedModel]:
+    """``lm_factory(arch, vocab_size=26, seed=0)`` (tests cannot import conftest)."""
+    return tiny_lm
+
+
+@pytest.fixture
+def env_factory() -> Callable:
+    """``env_factory(policy_model, num_envs=4, max_new_tokens=6, **env_kwargs)``."""
+    return make_env
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def agent_factory(lm_factory, env_factory) -> Callable:
+    """``agent_factory(arch="gpt2", num_envs=4, max_new_tokens=6, env_kwargs=None, **ppo)``."""
+    from rlhf_gym.agents.ppo import LMPPO
+
+    def build(
+        arch: str = "gpt2",
+        num_envs: int = 4,
+        max_new_tokens: int = 6,
+        env_kwargs: dict | None = None,
+        policy_kwargs: dict | None = None,
+        **ppo,
+    ):
+        lm = lm_factory(arch)
+        env = env_factory(
+            lm, num_envs=num_envs, max_new_tokens=max_new_tokens, **(env_kwargs or {})
+        )
+        options = {
+            "n_steps": max_new_tokens,
+            "batch_size": 4,
+            "seed": 0,
+            "device": "cpu",
+            "learning_rate": 1e-3,
+            **ppo,
+        }
+        return LMPPO(
+            "LMPolicy", env, policy_kwargs={"model": lm, **(policy_kwargs or {})}, **options
+        )
+
+    return build
