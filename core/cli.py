@@ -14,6 +14,7 @@ import sys
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("toy", "rlhf_gym.scripts.toy", "build or inspect the offline toy world"),
     ("train-rm", "rlhf_gym.scripts.train_reward_model", "train a Bradley-Terry reward model"),
+    ("evaluate", "rlhf_gym.scripts.evaluate", "evaluate a policy: reward, gold, KL, diversity"),
 ]
 
 

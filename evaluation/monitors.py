@@ -10,7 +10,8 @@ episode, normally the SFT policy's behaviour.
 
 From the terminal step's info a monitor reads ``"completion"`` (text), ``"score"`` (proxy
 reward) and ``"prompt"`` (needed by the gold utility); the KL of an episode is the sum over its
-steps of ``info["kl"]`` (or of ``policy_logprob - ref_logprob`` when ``"kl"`` is absent).
+steps of ``info["kl"]`` (or of ``policy_logprob - ref_logprob`` when ``"kl"`` is absent), and
+unknown when any step's value is NaN (the env reports NaN without a policy log-prob).
 
 ==============================  ===================  ==========================================
 key                             monitor              meaning
@@ -44,6 +45,7 @@ likes but the gold utility does not.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,7 +120,8 @@ class FailureModeMonitor(BaseCallback):
             done = bool(dones[i]) if dones is not None else "completion" in info
             if not done:
                 continue
-            kl_sum = self._kl_sums.pop(i, None)
+            kl_sum = self._kl_sums.pop(i, None)  # NaN when a step had no policy log-prob
+            kl_sum = kl_sum if kl_sum is not None and math.isfinite(kl_sum) else None
             if "completion" in info:
                 score = info.get("score")
                 self.episodes.append(Episode(

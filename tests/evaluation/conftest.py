@@ -50,3 +50,9 @@ def policy() -> GPT2LMHeadModel:
 @pytest.fixture
 def other_model() -> GPT2LMHeadModel:
     return tiny_gpt2(seed=1)
+
+
+@pytest.fixture
+def make_gpt2():
+    """The :func:`tiny_gpt2` factory, for tests that need several models."""
+    return tiny_gpt2
