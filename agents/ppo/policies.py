@@ -109,8 +109,9 @@ class LMActorCriticPolicy(BasePolicy):
         lm = load_causal_lm(model, **(model_kwargs or {}))
         if vocab_size_of(lm) != action_space.n:
             raise ValueError(
-                f"the env's action space is Discrete({action_space.n}) but the policy model has "
-                f"{vocab_size_of(lm)} logits; build the env with the policy's tokenizer and vocab."
+                f"the env's action space is Discrete({action_space.n}) (the reference model's "
+                f"vocabulary) but the policy model has {vocab_size_of(lm)} logits: policy and "
+                "reference vocabularies differ. Use one tokenizer and vocabulary for both."
             )
         self.model = apply_lora(lm, lora) if lora is not None else lm
         self.critic_trunk: nn.Module | None = None

@@ -20,7 +20,11 @@ from rlhf_gym.agents.ppo.buffers import LMRolloutBuffer
 from rlhf_gym.agents.ppo.checkpoint import CheckpointMixin
 from rlhf_gym.agents.ppo.kl_controller import AdaptiveKLController, FixedKLController
 from rlhf_gym.agents.ppo.losses import NonFiniteLossError, ppo_losses
-from rlhf_gym.agents.ppo.policies import LMActorCriticPolicy, vocab_size_of
+from rlhf_gym.agents.ppo.policies import (
+    LMActorCriticPolicy,
+    check_token_spaces,
+    vocab_size_of,
+)
 from rlhf_gym.agents.ppo.stats import EpisodeTracker
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -42,6 +46,16 @@ def env_call(env: VecEnv, name: str, *args: Any) -> Any:
             "(or a VecEnv with the same handover methods)."
         ) from err
     return method(*args)
+
+
+def env_attr(env: VecEnv, name: str) -> Any:
+    """An attribute of the text env (through any ``VecEnvWrapper``), or a clear error."""
+    try:
+        return getattr(env, name)
+    except AttributeError as err:
+        raise TypeError(
+            f"{type(env).__name__} has no {name!r}; LMPPO needs rlhf_gym.envs.TextGenerationVecEnv."
+        ) from err
 
 
 class LMPPO(CheckpointMixin, PPO):
@@ -185,8 +199,9 @@ class LMPPO(CheckpointMixin, PPO):
     def _setup_model(self) -> None:
         if "model" not in self.policy_kwargs:
             raise ValueError("policy_kwargs needs 'model': the SFT policy's name, path or object.")
+        check_token_spaces(self.observation_space, self.action_space)
         if self.env is not None:
-            self.policy_kwargs.setdefault("temperature", float(self.env.temperature))
+            self.policy_kwargs.setdefault("temperature", float(env_attr(self.env, "temperature")))
         self._apply_saved_policy_dir()
         super()._setup_model()
         self._seed_generators()
@@ -214,7 +229,7 @@ class LMPPO(CheckpointMixin, PPO):
 
     def _check_env(self) -> None:
         """Clear errors for an env that does not fit the policy."""
-        env_temperature = float(self.env.temperature)
+        env_temperature = float(env_attr(self.env, "temperature"))
         if abs(env_temperature - self.policy.temperature) > 1e-9:
             raise ValueError(
                 f"policy temperature {self.policy.temperature} != env temperature "
@@ -233,10 +248,17 @@ class LMPPO(CheckpointMixin, PPO):
             )
 
     def _setup_learn(
-        self, total_timesteps: int, *args: Any, **kwargs: Any
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "LMPPO",
+        progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
-        reset = self._last_obs is None or kwargs.get("reset_num_timesteps", True)
-        result = super()._setup_learn(total_timesteps, *args, **kwargs)
+        reset = self._last_obs is None or reset_num_timesteps
+        result = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
         if reset and self.tracker is not None:
             self.tracker = EpisodeTracker(self.n_envs)  # fresh episodes: drop running sums
         return result

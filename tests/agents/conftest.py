@@ -105,8 +105,14 @@ def good_word_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
     return np.array([np.mean([w in GOOD for w in c.split()] or [0.0]) for c in completions])
 
 
-def make_env(policy: PreTrainedModel, num_envs: int = 4, max_new_tokens: int = 6, **kwargs):
-    """A TextGenerationVecEnv whose reference is a frozen copy of ``policy``."""
+def make_env(
+    policy: PreTrainedModel,
+    num_envs: int = 4,
+    max_new_tokens: int = 6,
+    reference: torch.nn.Module | None = None,
+    **kwargs,
+):
+    """A TextGenerationVecEnv whose reference is ``reference`` or a frozen copy of ``policy``."""
     from rlhf_gym.envs import TextGenerationVecEnv
 
     options = {
@@ -120,7 +126,7 @@ def make_env(policy: PreTrainedModel, num_envs: int = 4, max_new_tokens: int = 6
     return TextGenerationVecEnv(
         num_envs,
         tokenizer=word_tokenizer(),
-        reference_model=copy.deepcopy(policy),
+        reference_model=copy.deepcopy(policy) if reference is None else reference,
         prompts=PROMPTS,
         **options,
     )
@@ -130,6 +136,12 @@ def make_env(policy: PreTrainedModel, num_envs: int = 4, max_new_tokens: int = 6
 def lm_factory() -> Callable[..., PreTrainedModel]:
     """``lm_factory(arch, vocab_size=26, seed=0)`` (tests cannot import conftest)."""
     return tiny_lm
+
+
+@pytest.fixture
+def tokenizer_factory() -> Callable[[], PreTrainedTokenizerFast]:
+    """``tokenizer_factory()``: the word tokenizer of the test envs."""
+    return word_tokenizer
 
 
 @pytest.fixture
