@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
-from rlhf_gym.evaluation.evaluate import evaluate_policy
 
 TOY_PROMPTS = "toy-heldout"
 
@@ -113,6 +112,8 @@ def resolve(cfg: EvaluateConfig) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, and write JSON when asked; returns the exit status."""
+    from rlhf_gym.evaluation.evaluate import evaluate_policy  # torch only past --help
+
     cfg = dataclass_from_args(EvaluateConfig, args)
     src = resolve(cfg)
     result = evaluate_policy(

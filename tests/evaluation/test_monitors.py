@@ -139,3 +139,34 @@ def test_default_monitors():
     with_gold = default_monitors(gold_prefers_short)
     assert isinstance(with_gold[0], RewardHackingMonitor)
     assert all(isinstance(m, BaseCallback) for m in with_gold)
+
+
+def test_monitors_read_the_real_token_env_infos(tokenizer, policy, make_gpt2):
+    """Our SB3 VecEnv's infos (prompt, completion, score, per-step kl) feed every monitor."""
+    from rlhf_gym.envs import TextGenerationVecEnv
+
+    env = TextGenerationVecEnv(
+        2, tokenizer=tokenizer, reference_model=make_gpt2(1), policy_model=policy,
+        prompts=["it is", "the cat is"], reward=lambda p, c: [len(x) for x in c],
+        max_new_tokens=3, kl_coef=0.1, device="cpu",
+    )
+    env.seed(0)
+    env.reset()
+    monitors = default_monitors(gold_prefers_short)
+    finished, rng = [], np.random.default_rng(0)
+    kl_sums = np.zeros(2)
+    for _ in range(8):
+        _, _, dones, infos = env.step(rng.integers(0, env.action_space.n, size=2))
+        kl_sums += [info["kl"] for info in infos]
+        for row in np.flatnonzero(dones):
+            finished.append((infos[row]["completion"], infos[row]["score"], kl_sums[row]))
+            kl_sums[row] = 0.0
+        for monitor in monitors:
+            monitor.update_locals({"infos": infos, "dones": dones})
+            monitor._on_step()
+    hacking, length, _, kl = monitors
+    assert len(finished) >= 4
+    assert [(e.completion, e.score) for e in length.episodes] == [f[:2] for f in finished]
+    assert [e.kl for e in kl.episodes] == pytest.approx([f[2] for f in finished])
+    assert all(e.prompt in ("it is", "the cat is") for e in hacking.episodes)
+    assert hacking.flush()["monitor/episodes"] == len(finished)
