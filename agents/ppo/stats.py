@@ -42,6 +42,7 @@ class EpisodeTracker:
             info = infos[row]
             self.finished.append(
                 {
+                    "env": int(row),
                     "kl": float(self._kl[row]),
                     "entropy": float(self._entropy[row]),
                     "length": int(self._length[row]),

@@ -1,0 +1,211 @@
+"""One LMPPO iteration vs a bare PyTorch loop doing the same generate/score/forward/backward work.
+
+Both use the toy world's architecture (GPT-2, 4 layers, width 128, its 238-word vocabulary) built
+from config, B=32 prompts, 48 new tokens, 4 epochs of minibatches of 8 sequences, Adam. The bare
+loop is the natural hand-written RLHF step: KV-cached sampling from the policy (values from its
+hidden states), one full forward of the reference over the finished sequences, scoring, GAE and
+the PPO epochs. LMPPO does the same through the VecEnv (the env runs the reference cached, step by
+step). Run: ``python benchmarks/bench_ppo.py [--device cuda] [--threads 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import torch
+from rlhf_gym.agents.ppo import LMPPO
+from rlhf_gym.device import resolve_device
+from rlhf_gym.envs import TextGenerationVecEnv
+from rlhf_gym.toy.grammar import ToyWorld
+from rlhf_gym.toy.tokenizer import build_tokenizer
+from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
+
+B, NEW, EPOCHS, MB = 32, 48, 4, 8
+
+
+def length_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
+    """A cheap reward: word count / 10."""
+    return np.array([len(c.split()) / 10 for c in completions])
+
+
+def make_model(vocab: int, seed: int = 0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=vocab,
+        n_embd=128,
+        n_layer=4,
+        n_head=4,
+        n_positions=128,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        eos_token_id=1,
+        pad_token_id=0,
+        bos_token_id=1,
+    )
+    return GPT2LMHeadModel(config).eval()
+
+
+def lmppo_iteration(device: torch.device) -> tuple[float, float]:
+    tokenizer = build_tokenizer()
+    model = make_model(len(tokenizer))
+    env = TextGenerationVecEnv(
+        B,
+        tokenizer=tokenizer,
+        reference_model=copy.deepcopy(model),
+        prompts=ToyWorld().train_prompts,
+        reward=length_reward,
+        max_prompt_tokens=8,
+        max_new_tokens=NEW,
+        device=device,
+    )
+    agent = LMPPO(
+        "LMPolicy",
+        env,
+        n_steps=NEW,
+        batch_size=MB,
+        n_epochs=EPOCHS,
+        seed=0,
+        device=device,
+        policy_kwargs={"model": model},
+    )
+    agent.learn(B * NEW)  # warm-up
+    start = time.perf_counter()
+    agent.learn(B * NEW, reset_num_timesteps=False)
+    sync(device)
+    return time.perf_counter() - start, agent.last_metrics["time/rollout_s"]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class Bare:
+    """The hand-written loop: policy + value head, frozen reference, Adam."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.tokenizer = build_tokenizer()
+        self.policy = make_model(len(self.tokenizer)).to(device)
+        self.reference = copy.deepcopy(self.policy).requires_grad_(False)
+        self.head = torch.nn.Linear(128, 1).to(device)
+        params = [*self.policy.parameters(), *self.head.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=1e-5, eps=1e-5)
+        self.generator = torch.Generator(device).manual_seed(0)
+        self.device = device
+        prompts = ToyWorld().train_prompts
+        self.prompts = [prompts[i % len(prompts)] for i in range(B)]
+        self.amp = torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda")
+
+    @torch.no_grad()
+    def generate(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        ids = torch.tensor([self.tokenizer.encode(p) for p in self.prompts], device=self.device)
+        prompt_len = ids.shape[1]
+        cache, step_ids, logps, values = DynamicCache(config=self.policy.config), ids, [], []
+        for _ in range(NEW):
+            with self.amp:
+                out = self.policy(
+                    input_ids=step_ids, cache=cache, use_cache=True, output_hidden_states=True
+                )
+            cache = out.cache
+            dist = torch.log_softmax(out.logits[:, -1].float(), -1)
+            token = torch.multinomial(dist.exp(), 1, generator=self.generator)
+            logps.append(dist.gather(1, token).squeeze(1))
+            values.append(self.head(out.hidden_states[-1][:, -1].float()).squeeze(-1))
+            ids, step_ids = torch.cat([ids, token], 1), token
+        return ids, torch.stack(logps, 1), torch.stack(values, 1), prompt_len
+
+    @torch.no_grad()
+    def rewards(self, ids: torch.Tensor, logps: torch.Tensor, prompt_len: int) -> tuple:
+        with self.amp:
+            ref = torch.log_softmax(self.reference(input_ids=ids).logits.float(), -1)
+        ref_lp = ref[:, prompt_len - 1 : -1].gather(2, ids[:, prompt_len:, None]).squeeze(-1)
+        gen = ids[:, prompt_len:]
+        is_eos = gen == 1
+        first = torch.where(
+            is_eos.any(1), is_eos.float().argmax(1), torch.full_like(gen[:, 0], NEW - 1)
+        )
+        mask = torch.arange(NEW, device=ids.device)[None] <= first[:, None]
+        texts = [
+            self.tokenizer.decode(g[: int(f) + 1].tolist(), skip_special_tokens=True)
+            for g, f in zip(gen.cpu(), first.cpu(), strict=True)
+        ]
+        score = torch.as_tensor(length_reward(self.prompts, texts), dtype=torch.float32)
+        rewards = -0.05 * (logps - ref_lp) * mask
+        rewards[torch.arange(B), first] += score.to(ids.device)
+        return rewards, mask
+
+    def gae(self, rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> tuple:
+        values = values * mask
+        adv, last = torch.zeros_like(rewards), torch.zeros(B, device=rewards.device)
+        for t in reversed(range(NEW)):
+            next_v = values[:, t + 1] if t + 1 < NEW else torch.zeros_like(last)
+            delta = rewards[:, t] + next_v - values[:, t]
+            last = delta + 0.95 * last * mask[:, t]
+            adv[:, t] = last
+        returns = adv + values
+        adv = (adv - adv[mask].mean()) / (adv[mask].std() + 1e-8)
+        return adv, returns
+
+    def update(self, ids, old_lp, old_v, adv, returns, mask, prompt_len: int) -> None:
+        for _ in range(EPOCHS):
+            for rows in torch.randperm(B).split(MB):
+                with self.amp:
+                    out = self.policy(input_ids=ids[rows], output_hidden_states=True)
+                logits = out.logits[:, prompt_len - 1 : -1].float()
+                lp = (
+                    torch.log_softmax(logits, -1)
+                    .gather(2, ids[rows, prompt_len:, None])
+                    .squeeze(-1)
+                )
+                v = self.head(out.hidden_states[-1][:, prompt_len - 1 : -1].float()).squeeze(-1)
+                ratio = (lp - old_lp[rows]).exp()
+                a, m = adv[rows], mask[rows]
+                pg = torch.max(-a * ratio, -a * ratio.clamp(0.8, 1.2))
+                vc = old_v[rows] + (v - old_v[rows]).clamp(-0.2, 0.2)
+                vf = torch.max((v - returns[rows]) ** 2, (vc - returns[rows]) ** 2)
+                loss = (pg * m).sum() / m.sum() + 0.1 * 0.5 * (vf * m).sum() / m.sum()
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+                self.optimizer.step()
+
+    def iteration(self) -> float:
+        start = time.perf_counter()
+        ids, logps, values, prompt_len = self.generate()
+        rewards, mask = self.rewards(ids, logps, prompt_len)
+        adv, returns = self.gae(rewards, values, mask)
+        self.update(ids, logps, values, adv, returns, mask, prompt_len)
+        sync(self.device)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed iterations (median)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    bare = Bare(device)
+    bare.iteration()  # warm-up
+    bare_s = float(np.median([bare.iteration() for _ in range(args.repeats)]))
+    runs = [lmppo_iteration(device) for _ in range(args.repeats)]
+    lmppo_s = float(np.median([r[0] for r in runs]))
+    rollout_s = float(np.median([r[1] for r in runs]))
+    print(
+        f"device={device} threads={torch.get_num_threads()} B={B} new_tokens={NEW} "
+        f"epochs={EPOCHS} minibatch={MB}"
+    )
+    print(f"bare PyTorch loop : {bare_s:.3f} s/iteration")
+    print(f"LMPPO (env.step)  : {lmppo_s:.3f} s/iteration (rollout {rollout_s:.3f} s)")
+    print(f"ratio LMPPO/bare  : {lmppo_s / bare_s:.2f}x (goal <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()
