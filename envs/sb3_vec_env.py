@@ -87,7 +87,7 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
 
     def get_attr(self, attr_name: str, indices: int | Iterable[int] | None = None) -> list[Any]:
         """The attribute of the shared core, once per index."""
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+        return [getattr(self._owner(attr_name), attr_name)] * len(self._get_indices(indices))
 
     def set_attr(
         self, attr_name: str, value: Any, indices: int | Iterable[int] | None = None
@@ -98,12 +98,15 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
                 f"the {self.num_envs} envs share one core; set_attr({attr_name!r}) applies to all "
                 "of them, so leave indices=None."
             )
-        target = (
-            self.batch
-            if hasattr(self.batch, attr_name) and not hasattr(type(self), attr_name)
-            else self
-        )
-        setattr(target, attr_name, value)
+        setattr(self._owner(attr_name), attr_name, value)
+
+    def _owner(self, attr_name: str) -> object:
+        """The face if it has the attribute, else the batched core (e.g. missing_eos_penalty)."""
+        if hasattr(type(self), attr_name) or attr_name in self.__dict__:
+            return self
+        if hasattr(self.batch, attr_name):
+            return self.batch
+        raise AttributeError(f"neither the VecEnv nor its core has an attribute {attr_name!r}.")
 
     def env_method(
         self,
