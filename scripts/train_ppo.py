@@ -46,7 +46,7 @@ class TrainPPOConfig:
     toy_dir: str = field(default="", metadata={"help": "toy artifacts dir (default: its cache)"})
     world_seed: int = field(default=0, metadata={"help": "toy world seed"})
     seed: int = field(default=0, metadata={"help": "agent and env seed"})
-    iterations: int = field(default=20, metadata={"help": "PPO iterations (rollout + update)"})
+    iterations: int = field(default=35, metadata={"help": "PPO iterations (rollout + update)"})
     num_envs: int = field(default=32, metadata={"help": "parallel episodes (rows)"})
     n_steps: int = field(
         default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)"}
@@ -54,18 +54,21 @@ class TrainPPOConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "completion budget"})
     max_prompt_tokens: int = field(default=8, metadata={"help": "prompt budget"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate (eps 1e-5)"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate (eps 1e-5)"})
     n_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
     batch_size: int = field(default=8, metadata={"help": "sequences per minibatch"})
     clip_range: float = field(default=0.2, metadata={"help": "PPO ratio clip"})
     vf_coef: float = field(default=0.1, metadata={"help": "value loss coefficient"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    target_kl: float | None = field(
+        default=None, metadata={"help": "stop an update's epochs when approx KL > 1.5x this"}
+    )
     init_kl_coef: float = field(default=0.05, metadata={"help": "initial KL coefficient beta"})
     adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive beta"})
     kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target (nats/sequence)"})
     kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
     missing_eos_penalty: float | None = field(
-        default=None, metadata={"help": "score added to completions that never emit EOS"}
+        default=-1.0, metadata={"help": "score added to completions that never emit EOS"}
     )
     critic: str = field(default="", metadata={"help": "reward model dir for a separate critic"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
@@ -174,6 +177,7 @@ def build_agent(config: TrainPPOConfig, models: dict[str, Any], env: Any) -> Any
         clip_range=config.clip_range,
         vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm,
+        target_kl=config.target_kl,
         init_kl_coef=config.init_kl_coef,
         adaptive_kl=config.adaptive_kl,
         kl_target=config.kl_target,

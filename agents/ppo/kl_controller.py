@@ -52,3 +52,10 @@ class AdaptiveKLController:
         error = float(np.clip(current_kl / self.target - 1.0, -0.2, 0.2))
         self.value *= 1.0 + error * n_steps / self.horizon
         return self.value
+
+
+def make_kl_controller(
+    beta: float, adaptive: bool, target: float = 6.0, horizon: int = 10_000
+) -> AdaptiveKLController | FixedKLController:
+    """Ziegler's adaptive controller, or a fixed beta."""
+    return AdaptiveKLController(beta, target, horizon) if adaptive else FixedKLController(beta)

@@ -18,14 +18,19 @@ import numpy as np
 import torch
 from rlhf_gym.agents.ppo.buffers import LMRolloutBuffer
 from rlhf_gym.agents.ppo.checkpoint import CheckpointMixin
-from rlhf_gym.agents.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from rlhf_gym.agents.ppo.env_api import env_attr, env_call
+from rlhf_gym.agents.ppo.kl_controller import (
+    AdaptiveKLController,
+    FixedKLController,
+    make_kl_controller,
+)
 from rlhf_gym.agents.ppo.losses import NonFiniteLossError, ppo_losses
 from rlhf_gym.agents.ppo.policies import (
     LMActorCriticPolicy,
     check_token_spaces,
     vocab_size_of,
 )
-from rlhf_gym.agents.ppo.stats import EpisodeTracker
+from rlhf_gym.agents.ppo.stats import EpisodeTracker, objective_metrics
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
@@ -34,28 +39,6 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 SelfLMPPO = TypeVar("SelfLMPPO", bound="LMPPO")
-
-
-def env_call(env: VecEnv, name: str, *args: Any) -> Any:
-    """Call a method of the text env (through any ``VecEnvWrapper``), or explain what is missing."""
-    try:
-        method = getattr(env, name)
-    except AttributeError as err:
-        raise TypeError(
-            f"{type(env).__name__} has no {name}(); LMPPO needs rlhf_gym.envs.TextGenerationVecEnv "
-            "(or a VecEnv with the same handover methods)."
-        ) from err
-    return method(*args)
-
-
-def env_attr(env: VecEnv, name: str) -> Any:
-    """An attribute of the text env (through any ``VecEnvWrapper``), or a clear error."""
-    try:
-        return getattr(env, name)
-    except AttributeError as err:
-        raise TypeError(
-            f"{type(env).__name__} has no {name!r}; LMPPO needs rlhf_gym.envs.TextGenerationVecEnv."
-        ) from err
 
 
 class LMPPO(CheckpointMixin, PPO):
@@ -122,77 +105,16 @@ class LMPPO(CheckpointMixin, PPO):
         self._n_rollouts = 0
         with warnings.catch_warnings():  # PPO's warning counts tokens; batch_size counts sequences
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
-            self._init_ppo(
-                policy,
-                env,
-                learning_rate,
-                n_steps,
-                batch_size,
-                n_epochs,
-                gamma,
-                gae_lambda,
-                clip_range,
-                clip_range_vf,
-                ent_coef,
-                vf_coef,
-                max_grad_norm,
-                target_kl,
-                policy_kwargs,
-                verbose,
-                seed,
-                device,
-                _init_setup_model,
-                **kwargs,
-            )
-
-    def _init_ppo(
-        self,
-        policy,
-        env,
-        learning_rate,
-        n_steps,
-        batch_size,
-        n_epochs,
-        gamma,  # noqa: D102
-        gae_lambda,
-        clip_range,
-        clip_range_vf,
-        ent_coef,
-        vf_coef,
-        max_grad_norm,
-        target_kl,
-        policy_kwargs,
-        verbose,
-        seed,
-        device,
-        _init_setup_model,
-        **kwargs,
-    ):
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            clip_range=clip_range,
-            clip_range_vf=clip_range_vf,
-            normalize_advantage=False,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            target_kl=target_kl,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            rollout_buffer_class=LMRolloutBuffer,
-            rollout_buffer_kwargs={"whiten_rewards": self.whiten_rewards},
-            _init_setup_model=_init_setup_model,
-            **kwargs,
-        )
+            super().__init__(
+                policy, env, learning_rate=learning_rate, n_steps=n_steps,
+                batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, gae_lambda=gae_lambda,
+                clip_range=clip_range, clip_range_vf=clip_range_vf, normalize_advantage=False,
+                ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
+                target_kl=target_kl, policy_kwargs=policy_kwargs, verbose=verbose, seed=seed,
+                device=device, rollout_buffer_class=LMRolloutBuffer,
+                rollout_buffer_kwargs={"whiten_rewards": whiten_rewards},
+                _init_setup_model=_init_setup_model, **kwargs,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ setup
 
@@ -208,13 +130,10 @@ class LMPPO(CheckpointMixin, PPO):
         if self.env is not None:
             self._check_env()
             if self.kl_ctl is None:
-                beta = (
-                    self.init_kl_coef if self.init_kl_coef is not None else self.env.get_kl_coef()
-                )
-                self.kl_ctl = (
-                    AdaptiveKLController(beta, self.kl_target, self.kl_horizon)
-                    if self.adaptive_kl
-                    else FixedKLController(beta)
+                beta = self.init_kl_coef
+                beta = env_call(self.env, "get_kl_coef") if beta is None else beta
+                self.kl_ctl = make_kl_controller(
+                    beta, self.adaptive_kl, self.kl_target, self.kl_horizon
                 )
             env_call(self.env, "set_kl_coef", self.kl_ctl.value)
             if self.tracker is None or self.tracker.num_envs != self.n_envs:
@@ -385,14 +304,7 @@ class LMPPO(CheckpointMixin, PPO):
         if self.ref_refresh_every and self._n_rollouts % self.ref_refresh_every == 0:
             env_call(self.env, "load_reference_state_dict", self.policy.model.state_dict())
         named = {
-            "objective/kl": stats.get("kl"),
-            "objective/entropy": stats.get("entropy"),
-            "objective/rlhf_reward": stats.get("rlhf_reward"),
-            "objective/scores": stats.get("score"),
-            "objective/response_length": stats.get("length"),
-            "objective/kl_coef": kl_coef,
-            "objective/episodes": stats.get("num_episodes", 0.0),
-            "time/rollout_s": stats["rollout_s"],
+            **objective_metrics(stats, kl_coef),
             "time/update_s": time.perf_counter() - start,
             "train/learning_rate": self.policy.optimizer.param_groups[0]["lr"],
             "train/n_updates": self._n_updates,

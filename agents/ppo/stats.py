@@ -68,3 +68,17 @@ class EpisodeTracker:
         means = {key: float(np.mean([ep[key] for ep in self.finished])) for key in keys}
         means["num_episodes"] = float(len(self.finished))
         return means
+
+
+def objective_metrics(stats: dict[str, float], kl_coef: float) -> dict[str, float | None]:
+    """The ``objective/`` and ``time/rollout_s`` keys of METRICS.md from a rollout summary."""
+    return {
+        "objective/kl": stats.get("kl"),
+        "objective/entropy": stats.get("entropy"),
+        "objective/rlhf_reward": stats.get("rlhf_reward"),
+        "objective/scores": stats.get("score"),
+        "objective/response_length": stats.get("length"),
+        "objective/kl_coef": kl_coef,
+        "objective/episodes": stats.get("num_episodes", 0.0),
+        "time/rollout_s": stats.get("rollout_s"),
+    }
