@@ -14,7 +14,7 @@ from rlhf_gym.envs.text_generation import TextGenerationEnv
 from rlhf_gym.envs.vector import TextGenerationVectorEnv
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-TOY_DEFAULTS: dict[str, Any] = {"max_prompt_tokens": 8, "max_new_tokens": 48, "kl_coef": 0.05}
+TOY_DEFAULTS: dict[str, Any] = {"max_prompt_tokens": 8, "kl_coef": 0.05}
 
 
 def toy_env_kwargs(
@@ -24,13 +24,13 @@ def toy_env_kwargs(
 
     Args:
         out_dir: where the toy artifacts live (default: the toy world's cache).
-        world_seed: the toy world's seed.
+        world_seed: the toy world's seed (``build_toy_world(seed=...)``).
         bind_policy: bind a copy of the SFT model as ``policy_model`` (so any β works without a
             log-prob handover); ignored when ``policy_model`` is given.
         **overrides: any :class:`~rlhf_gym.envs.TextGenerationEnv` argument.
     """
     try:
-        from rlhf_gym.toy import GoldUtility, ToyWorld, build_toy_world
+        from rlhf_gym.toy import GoldUtility, build_toy_world
     except ImportError as err:  # the toy package is built in parallel
         raise ImportError(
             "the toy world (rlhf_gym.toy.build_toy_world) is not available; use "
@@ -38,11 +38,12 @@ def toy_env_kwargs(
         ) from err
     artifacts = build_toy_world(out_dir, seed=world_seed, progress=False)
     kwargs: dict[str, Any] = {**TOY_DEFAULTS}
+    kwargs["max_new_tokens"] = artifacts.sft_config.max_new_tokens  # the SFT's sampling limit
     kwargs["tokenizer"] = AutoTokenizer.from_pretrained(str(artifacts.tokenizer_dir))
     kwargs["reference_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir))
     if bind_policy and "policy_model" not in overrides:
         kwargs["policy_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir)).eval()
-    kwargs["prompts"] = ToyWorld().train_prompts
+    kwargs["prompts"] = artifacts.world.train_prompts
     kwargs["reward"] = GoldUtility()
     kwargs.update({k: v for k, v in overrides.items() if not (k == "reward" and v is None)})
     return kwargs
