@@ -62,6 +62,7 @@ def tiny_setup() -> tuple:
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
+        bos_token_id=1,
         eos_token_id=1,
         pad_token_id=0,
     )

@@ -1,0 +1,70 @@
+"""The registered toy env: no arguments, Gymnasium's and SB3's check_env without warnings."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import rlhf_gym.envs  # noqa: F401  (registers the env ids)
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from rlhf_gym.envs import TextGenerationEnv, TextGenerationVectorEnv
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+toy = pytest.importorskip("rlhf_gym.toy")
+
+
+def cached_toy_build() -> bool:
+    root = Path(toy.default_cache_root())
+    return any(toy.cache.check(p) is None for p in root.glob("toy-*"))
+
+
+pytestmark = pytest.mark.skipif(
+    not cached_toy_build(),
+    reason="no cached toy build; run `from rlhf_gym.toy import build_toy_world; build_toy_world()`",
+)
+
+
+def test_toy_env_needs_no_arguments_and_passes_both_checkers():
+    env = gym.make("rlhf_gym/ToyTextGeneration-v0", render_mode="ansi")
+    base = env.unwrapped
+    assert isinstance(base, TextGenerationEnv)
+    assert base.get_kl_coef() == 0.05 and base.batch.models.policy is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym_check_env(base, skip_render_check=False)
+        sb3_check_env(base, warn=True)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_toy_sft_episode_scored_by_gold_utility():
+    env = gym.make("rlhf_gym/ToyTextGeneration-v0").unwrapped
+    obs, info = env.reset(seed=0)
+    prompt = info["prompt"]
+    assert prompt.startswith("review of the ")
+    gold = toy.GoldUtility()
+    rng = np.random.default_rng(0)
+    policy = env.batch.models.policy
+    import torch
+
+    done = False
+    while not done:
+        ids = torch.as_tensor(obs["input_ids"][obs["attention_mask"] == 1])[None]
+        with torch.no_grad():
+            probs = torch.softmax(policy(input_ids=ids).logits[0, -1], -1).numpy()
+        action = int(rng.choice(len(probs), p=probs / probs.sum()))
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    assert info["score"] == pytest.approx(
+        float(gold.score([prompt], [info["completion"]])[0]) + info["eos_penalty"]
+    )
+
+
+def test_toy_vector_env_via_make_vec():
+    vec = gym.make_vec("rlhf_gym/ToyTextGeneration-v0", num_envs=4)
+    assert isinstance(vec.unwrapped, TextGenerationVectorEnv)
+    obs, _ = vec.reset(seed=0)
+    obs, rewards, *_ = vec.step(np.full(4, 5))
+    assert rewards.shape == (4,) and vec.observation_space.contains(obs)
