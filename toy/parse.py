@@ -2,7 +2,7 @@
 
 The grammar, with ``[x]`` optional and ``|`` alternatives::
 
-    completion := sentence{1..4}                      (no sentence repeated)
+    completion := sentence{1..4}
     sentence   := (filler | opinion | statement) END
     END        := "." | "!"
     filler     := one of lexicon.FILLERS
@@ -12,7 +12,9 @@ The grammar, with ``[x]`` optional and ``|`` alternatives::
     adjp       := [INTENSIFIER] ADJECTIVE
     subject    := "it" | "the" (ITEM | ATTRIBUTE | NOUN) | "its" ATTRIBUTE | "my" NOUN
 
-The copula agrees in number with the subject ("the buttons are", "it is"). Words are separated
+The copula agrees in number with the subject ("the buttons are", "it is"). A sentence may repeat
+an earlier one (the sampler avoids it; the gold utility does not reward it, since sentiment is a
+mean over sentences and length beyond two sentences costs). Words are separated
 by single spaces, punctuation is its own word. Any other text (stutters like "the the", "very
 very good", missing end marks, unknown words, a fifth sentence) is not well formed.
 """
@@ -183,7 +185,7 @@ def parse(completion: str) -> tuple[Sentence, ...] | None:
                 return None
             sentences.append(sentence)
             start = i + 1
-    if len(sentences) > MAX_SENTENCES or len({s.words for s in sentences}) != len(sentences):
+    if len(sentences) > MAX_SENTENCES:
         return None
     return tuple(sentences)
 
