@@ -1,0 +1,183 @@
+"""The toy SFT policy: a tiny GPT-2 trained on world samples, and batched pure sampling from it.
+
+The model is a plain ``GPT2LMHeadModel`` with all dropout off (policy, reference and reward
+models must be deterministic). Each training sequence is ``prompt + completion + <eos>``; the
+loss is taken on the completion tokens and the EOS only (the prompt is given, never generated).
+Training data is drawn fresh from the world's seeded sampler over *all* items, so the policy can
+write about held-out items too. The model is saved with ``save_pretrained`` (safetensors), so plain
+``AutoModelForCausalLM.from_pretrained(dir)`` loads it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from rlhf_gym.toy.grammar import ToyWorld
+from tqdm.auto import tqdm
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+
+BUCKET_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Architecture and training budget of the SFT policy (hashed into the cache name)."""
+
+    n_embd: int = field(default=128, metadata={"help": "embedding width"})
+    n_layer: int = field(default=4, metadata={"help": "transformer blocks"})
+    n_head: int = field(default=4, metadata={"help": "attention heads"})
+    n_positions: int = field(default=128, metadata={"help": "maximum sequence length"})
+    steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "sequences per step"})
+    lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
+    warmup_steps: int = field(default=50, metadata={"help": "linear warmup, then cosine decay"})
+    max_new_tokens: int = field(default=48, metadata={"help": "sampling length limit"})
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def make_model(config: SFTConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
+    """A fresh GPT-2 with dropout off and the tokenizer's special token ids."""
+    gpt_config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=config.n_positions,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu",
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(gpt_config)
+
+
+def _collate(
+    tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], completion_ids: list[list[int]]
+) -> dict[str, torch.Tensor]:
+    """A right-padded batch with labels only on completion tokens and the EOS."""
+    eos = tokenizer.eos_token_id
+    rows = [p + c + [eos] for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    n, width = len(rows), max(map(len, rows))
+    input_ids = torch.full((n, width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((n, width), -100, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, (row, p) in enumerate(zip(rows, prompt_ids, strict=True)):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        labels[i, len(p) : len(row)] = torch.tensor(row[len(p) :])
+        mask[i, : len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def _batches(
+    world: ToyWorld, tokenizer: PreTrainedTokenizerBase, config: SFTConfig, rng: np.random.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless training batches of fresh samples, bucketed by length to cut padding.
+
+    Each round samples ``BUCKET_ROUNDS`` batches' worth of sequences, sorts them by length,
+    cuts them into batches and yields those in a random order.
+    """
+    while True:
+        prompts, completions = world.sample(config.batch_size * BUCKET_ROUNDS, rng)
+        prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
+        lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
+        order = np.argsort(lengths, kind="stable")
+        chunks = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        for k in rng.permutation(len(chunks)):
+            idx = chunks[k]
+            batch_prompts = [prompt_ids[i] for i in idx]
+            yield _collate(tokenizer, batch_prompts, [completion_ids[i] for i in idx])
+
+
+def train_sft(
+    world: ToyWorld,
+    tokenizer: PreTrainedTokenizerBase,
+    config: SFTConfig,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[GPT2LMHeadModel, list[float]]:
+    """Train the SFT policy on fresh world samples.
+
+    Returns:
+        The trained model (in eval mode) and the per-step training losses.
+    """
+    rng = np.random.default_rng([seed, 1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = make_model(config, tokenizer)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
+
+    def schedule(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * done))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    losses: list[float] = []
+    batches = _batches(world, tokenizer, config, rng)
+    bar = tqdm(range(config.steps), desc="toy: SFT training", disable=not progress)
+    for _ in bar:
+        loss = model(**next(batches)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    model.eval()
+    return model, losses
+
+
+@torch.no_grad()
+def sample_completions(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+    max_new_tokens: int = 48,
+    progress: bool = True,
+) -> list[str]:
+    """Pure sampling (temperature 1, ``top_k=0``, ``top_p=1``), batched, left-padded.
+
+    Completions are decoded without special tokens; one that never emitted EOS is returned as
+    cut (and is then normally not well formed). Sampling is seeded with ``seed`` inside a forked
+    torch RNG, so it neither depends on nor changes the global torch random state.
+    """
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    starts = range(0, len(prompts), batch_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in tqdm(starts, desc="toy: sampling", disable=not progress):
+            chunk = prompts[start : start + batch_size]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(model.device) for k, v in enc.items()}
+            generated = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new_tokens = generated[:, enc["input_ids"].shape[1] :]
+            out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    return out
