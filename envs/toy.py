@@ -18,7 +18,12 @@ TOY_DEFAULTS: dict[str, Any] = {"max_prompt_tokens": 8, "kl_coef": 0.05}
 
 
 def toy_env_kwargs(
-    *, out_dir: str | None = None, world_seed: int = 0, bind_policy: bool = True, **overrides: Any
+    *,
+    out_dir: str | None = None,
+    world_seed: int = 0,
+    bind_policy: bool = True,
+    build_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Constructor arguments of a toy-world env, building the artifacts if needed.
 
@@ -27,6 +32,7 @@ def toy_env_kwargs(
         world_seed: the toy world's seed (``build_toy_world(seed=...)``).
         bind_policy: bind a copy of the SFT model as ``policy_model`` (so any β works without a
             log-prob handover); ignored when ``policy_model`` is given.
+        build_kwargs: more ``build_toy_world`` arguments (``num_pairs``, ``sft_config``).
         **overrides: any :class:`~rlhf_gym.envs.TextGenerationEnv` argument.
     """
     try:
@@ -36,7 +42,7 @@ def toy_env_kwargs(
             "the toy world (rlhf_gym.toy.build_toy_world) is not available; use "
             "rlhf_gym/TextGeneration-v0 with your own models."
         ) from err
-    artifacts = build_toy_world(out_dir, seed=world_seed, progress=False)
+    artifacts = build_toy_world(out_dir, seed=world_seed, progress=False, **(build_kwargs or {}))
     kwargs: dict[str, Any] = {**TOY_DEFAULTS}
     kwargs["max_new_tokens"] = artifacts.sft_config.max_new_tokens  # the SFT's sampling limit
     kwargs["tokenizer"] = AutoTokenizer.from_pretrained(str(artifacts.tokenizer_dir))
