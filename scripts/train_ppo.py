@@ -15,6 +15,7 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,7 @@ def load_reward(config: TrainPPOConfig, tokenizer: Any) -> Any:
 
 def resolve_models(config: TrainPPOConfig) -> dict[str, Any]:
     """Policy/reference paths, tokenizer and prompts; the toy world fills what is not given."""
+    from rlhf_gym.toy.gold import GoldUtility
     from transformers import AutoTokenizer
 
     toy = None
@@ -130,6 +132,8 @@ def resolve_models(config: TrainPPOConfig) -> dict[str, Any]:
         "eval_prompts": (
             read_prompts(config.eval_prompts) if config.eval_prompts else toy[1].heldout_prompts
         ),
+        # Gold is known for the toy world's prompts only.
+        "gold": GoldUtility() if toy or not config.eval_prompts else None,
     }
 
 
@@ -191,20 +195,101 @@ def build_agent(config: TrainPPOConfig, models: dict[str, Any], env: Any) -> Any
     )
 
 
-def evaluate(agent: Any, eval_env: Any, seed: int) -> dict[str, float]:
-    """Gold utility, proxy score and KL of samples on the held-out prompts."""
+def evaluate(agent: Any, eval_env: Any, seed: int, gold: Any = None) -> dict[str, float]:
+    """Proxy score, KL, length and diversity (and gold, if given) of held-out samples.
+
+    The keys are the report's history keys (see :mod:`rlhf_gym.evaluation.plots`).
+    """
     from rlhf_gym.agents.ppo.sampling import sample_episodes
-    from rlhf_gym.toy.gold import GoldUtility
+    from rlhf_gym.evaluation.metrics import distinct_n
 
     episodes = sample_episodes(agent.policy, eval_env, seed=seed)
-    gold = GoldUtility().score([e["prompt"] for e in episodes], [e["completion"] for e in episodes])
-    return {
-        "gold_mean": float(np.mean(gold)),
-        "gold_std": float(np.std(gold)),
-        "proxy_mean": float(np.mean([e["score"] for e in episodes])),
-        "kl_mean": float(np.mean([e["kl"] for e in episodes])),
-        "length_mean": float(np.mean([e["length"] for e in episodes])),
+    completions = [e["completion"] for e in episodes]
+    row = {
+        "proxy": float(np.mean([e["score"] for e in episodes])),
+        "kl": float(np.mean([e["kl"] for e in episodes])),
+        "response_length": float(np.mean([e["length"] for e in episodes])),
+        "distinct_1": distinct_n(completions, 1),
+        "distinct_2": distinct_n(completions, 2),
     }
+    if gold is not None:
+        values = gold.score([e["prompt"] for e in episodes], completions)
+        row.update(gold=float(np.mean(values)), gold_std=float(np.std(values)))
+    return row
+
+
+TRAIN_METRICS = (
+    "objective/kl",
+    "objective/scores",
+    "objective/kl_coef",
+    "policy/approxkl",
+    "val/ratio",
+    "time/rollout_s",
+    "time/update_s",
+)
+
+
+def train(
+    config: TrainPPOConfig,
+    agent: Any,
+    eval_env: Any,
+    *,
+    gold: Any = None,
+    callbacks: list[Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run ``config.iterations`` PPO iterations, evaluating on held-out prompts after each.
+
+    Returns:
+        One record per iteration (iteration 0 is the starting policy), with the keys of
+        :func:`evaluate` plus ``step``, ``timesteps``, ``seconds`` and the KL coefficient.
+
+    Raises:
+        NonFiniteLossError: when an update's loss is not finite (weights are left untouched).
+    """
+    steps = agent.n_steps * agent.n_envs
+    rows = [
+        {
+            "step": 0,
+            "timesteps": 0,
+            "seconds": 0.0,
+            "kl_coef": agent.kl_ctl.value,
+            **evaluate(agent, eval_env, 10_000, gold),
+        }
+    ]
+    log(_format_row(rows[-1]))
+    train_seconds = 0.0  # rollouts and updates only, not the held-out evaluation
+    for iteration in range(1, config.iterations + 1):
+        start = time.perf_counter()
+        agent.learn(
+            steps,
+            callback=callbacks,
+            reset_num_timesteps=iteration == 1,
+            progress_bar=config.progress_bar,
+        )
+        train_seconds += time.perf_counter() - start
+        metrics = {k: agent.last_metrics.get(k, np.nan) for k in TRAIN_METRICS}
+        rows.append(
+            {
+                "step": iteration,
+                "timesteps": agent.num_timesteps,
+                "seconds": round(train_seconds, 2),
+                "kl_coef": agent.kl_ctl.value,
+                **evaluate(agent, eval_env, 10_000 + iteration, gold),
+                **metrics,
+            }
+        )
+        log(_format_row(rows[-1]))
+        if config.save_every and iteration % config.save_every == 0:
+            agent.save(os.path.join(config.out_dir, "checkpoint"))
+    return rows
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    shown = ("proxy", "gold", "kl", "kl_coef", "response_length", "seconds")
+    return f"iteration {row['step']}: " + ", ".join(
+        f"{k}={row[k]:.3g}" for k in shown if isinstance(row.get(k), float)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,50 +303,18 @@ def run(args: argparse.Namespace) -> int:
     models = resolve_models(config)
     env, eval_env = build_envs(config, models)
     agent = build_agent(config, models, env)
-    steps = agent.n_steps * agent.n_envs
-    rows = [{"iteration": 0, "timesteps": 0, "seconds": 0.0, **evaluate(agent, eval_env, 10_000)}]
-    print(f"iteration 0: {rows[-1]}", flush=True)
-    train_seconds = 0.0  # rollouts and updates only, not the held-out evaluation
-    for iteration in range(1, config.iterations + 1):
-        start = time.perf_counter()
-        try:
-            agent.learn(steps, reset_num_timesteps=iteration == 1, progress_bar=config.progress_bar)
-        except NonFiniteLossError as err:
-            print(f"stopped at iteration {iteration}: {err}", file=sys.stderr)
-            return 1
-        train_seconds += time.perf_counter() - start
-        metrics = {
-            k: agent.last_metrics.get(k, np.nan)
-            for k in (
-                "objective/kl",
-                "objective/scores",
-                "objective/kl_coef",
-                "policy/approxkl",
-                "val/ratio",
-            )
-        }
-        row = {
-            "iteration": iteration,
-            "timesteps": agent.num_timesteps,
-            "seconds": round(train_seconds, 2),
-            **evaluate(agent, eval_env, 10_000 + iteration),
-            **metrics,
-        }
-        rows.append(row)
-        print(
-            f"iteration {iteration}: "
-            + ", ".join(f"{k}={v:.3g}" for k, v in row.items() if isinstance(v, float)),
-            flush=True,
-        )
-        if config.save_every and iteration % config.save_every == 0:
-            agent.save(os.path.join(config.out_dir, "checkpoint"))
+    try:
+        rows = train(config, agent, eval_env, gold=models["gold"])
+    except NonFiniteLossError as err:
+        print(f"stopped: {err}", file=sys.stderr)
+        return 1
     write_curves(os.path.join(config.out_dir, "curves.csv"), rows)
     agent.save(os.path.join(config.out_dir, "final"))
     return 0
 
 
 def write_curves(path: str, rows: list[dict[str, Any]]) -> None:
-    """One CSV row per iteration (iteration 0 is the SFT policy)."""
+    """One CSV row per iteration (step 0 is the starting policy)."""
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)

@@ -62,8 +62,8 @@ def test_script_trains_and_writes_curves(toy_like) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "curves.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [int(r["iteration"]) for r in rows] == [0, 1, 2]
-    for key in ("gold_mean", "proxy_mean", "kl_mean"):
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    for key in ("gold", "proxy", "kl", "distinct_2"):
         assert all(r[key] not in ("", "nan") for r in rows), key
     assert (out / "final" / "policy" / "model.safetensors").is_file()
 
