@@ -132,8 +132,8 @@ def resolve_models(config: TrainPPOConfig) -> dict[str, Any]:
         "eval_prompts": (
             read_prompts(config.eval_prompts) if config.eval_prompts else toy[1].heldout_prompts
         ),
-        # Gold is known for the toy world's prompts only.
-        "gold": GoldUtility() if toy or not config.eval_prompts else None,
+        # Gold is known on the toy world's prompts, or when it is the reward itself.
+        "gold": GoldUtility() if toy or config.reward == "gold" else None,
     }
 
 
