@@ -124,6 +124,31 @@ def run(args: argparse.Namespace) -> int:
         _report("labeler Bayes ceiling (same pairs)", src["labeler"].bayes_accuracy(triples))
     pool = src["prompts"] or sorted({p.prompt for p in held_out})
     policy = AutoModelForCausalLM.from_pretrained(src["base"]).eval()
+    check = normalise_on_policy(rm, policy, pool, cfg, gold=src["gold"])
+    print(
+        f"normalisation: gain {check['gain']:.4f}, bias {check['bias']:.4f}; "
+        f"on {cfg.check_samples} fresh SFT samples:"
+    )
+    _report("mean (target 0 +- 0.05)", check["mean"])
+    _report("std (target 1 +- 0.05)", check["std"])
+    _report("Spearman(RM, length in words)", check["spearman_length"])
+    if src["gold"] is not None:
+        _report("Spearman(RM, gold utility)", check["spearman_gold"])
+    rm.save_pretrained(cfg.out)
+    print(f"saved to {cfg.out} (load with rlhf_gym.reward_models.load_reward_model)")
+    return 0
+
+
+def normalise_on_policy(
+    rm: Any, policy: Any, pool: list[str], cfg: TrainRewardModelConfig, gold: Any = None
+) -> dict[str, float]:
+    """Fit gain and bias on one set of policy samples, then check them on a fresh set.
+
+    Returns:
+        ``gain``, ``bias``, the fresh set's ``mean`` and ``std`` (targets 0 and 1), and the
+        Spearman correlation of the scores with completion length (the verbosity the reward
+        model learned) and, when ``gold`` is given, with the gold utility.
+    """
     fit_prompts = _sample_prompts(pool, cfg.norm_samples, cfg.seed + 1)
     fit = sample_completions(
         policy, rm.tokenizer, fit_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 1
@@ -134,17 +159,16 @@ def run(args: argparse.Namespace) -> int:
         policy, rm.tokenizer, check_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 2
     )
     scores = rm.score(check_prompts, check)
-    print(f"normalisation: gain {gain:.4f}, bias {bias:.4f}; on {len(check)} fresh SFT samples:")
-    _report("mean (target 0 +- 0.05)", float(scores.mean()))
-    _report("std (target 1 +- 0.05)", float(scores.std()))
-    _report("Spearman(RM, length in words)", spearman(scores, [len(c.split()) for c in check]))
-    if src["gold"] is not None:
-        _report(
-            "Spearman(RM, gold utility)", spearman(scores, src["gold"].score(check_prompts, check))
-        )
-    rm.save_pretrained(cfg.out)
-    print(f"saved to {cfg.out} (load with rlhf_gym.reward_models.load_reward_model)")
-    return 0
+    result = {
+        "gain": gain,
+        "bias": bias,
+        "mean": float(scores.mean()),
+        "std": float(scores.std()),
+        "spearman_length": spearman(scores, [len(c.split()) for c in check]),
+    }
+    if gold is not None:
+        result["spearman_gold"] = spearman(scores, gold.score(check_prompts, check))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
