@@ -7,6 +7,7 @@ from rlhf_gym.reward_models.data import (
     load_preferences,
 )
 from rlhf_gym.reward_models.ensemble import RewardEnsemble
+from rlhf_gym.reward_models.length_debias import LengthDebiasedReward
 from rlhf_gym.reward_models.model import init_reward_model
 from rlhf_gym.reward_models.pipeline import train_reward_model
 from rlhf_gym.reward_models.protocol import (
@@ -21,6 +22,7 @@ from rlhf_gym.reward_models.trainer import RewardTrainer, RewardTrainingConfig, 
 
 __all__ = [
     "CallableReward",
+    "LengthDebiasedReward",
     "PreferenceData",
     "PreferenceDataError",
     "PreferencePair",
