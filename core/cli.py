@@ -12,6 +12,7 @@ import sys
 
 # (subcommand, module, one-line help). Modules import lazily so `--help` stays fast.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "rlhf_gym.scripts.demo", "the whole RLHF pipeline on the toy world, with a report"),
     ("toy", "rlhf_gym.scripts.toy", "build or inspect the offline toy world"),
     ("train-rm", "rlhf_gym.scripts.train_reward_model", "train a Bradley-Terry reward model"),
     ("evaluate", "rlhf_gym.scripts.evaluate", "evaluate a policy: reward, gold, KL, diversity"),

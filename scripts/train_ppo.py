@@ -137,13 +137,18 @@ def resolve_models(config: TrainPPOConfig) -> dict[str, Any]:
     }
 
 
-def build_envs(config: TrainPPOConfig, models: dict[str, Any]) -> tuple[Any, Any]:
-    """Training env and held-out evaluation env (sharing the frozen reference and reward)."""
+def build_envs(
+    config: TrainPPOConfig, models: dict[str, Any], reward: Any = None
+) -> tuple[Any, Any]:
+    """Training env and held-out evaluation env (sharing the frozen reference and reward).
+
+    ``reward`` overrides the reward named in ``config`` (any reward source object).
+    """
     from rlhf_gym.envs import TextGenerationVecEnv
     from transformers import AutoModelForCausalLM
 
     reference = AutoModelForCausalLM.from_pretrained(models["reference"])
-    reward = load_reward(config, models["tokenizer"])
+    reward = reward if reward is not None else load_reward(config, models["tokenizer"])
     common = {
         "tokenizer": models["tokenizer"],
         "reference_model": reference,

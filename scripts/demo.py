@@ -1,0 +1,278 @@
+"""Run the whole RLHF pipeline on the toy world and write ``runs/<name>/report.md``.
+
+Stages, each with a progress bar: build (or load from cache) the toy world; train a
+Bradley-Terry reward model on the simulated labeler's preferences between SFT samples; run PPO
+from the SFT policy against that reward model, with the failure-mode monitors attached; evaluate
+before and after on held-out prompts against the known gold utility; write the report.
+
+``--compare`` runs a baseline and the mitigations (length-debiased reward, a reward-model
+ensemble scored mean − k·std) on the same seeds and puts them side by side in one report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
+
+
+@dataclass
+class DemoConfig:
+    """Command-line settings of ``rlhf-gym demo``."""
+
+    name: str = field(default="demo", metadata={"help": "run name: output goes to RUNS_DIR/NAME"})
+    runs_dir: str = field(default="runs", metadata={"help": "parent folder of all runs"})
+    quick: bool = field(default=False, metadata={"help": "tiny budgets everywhere (for tests)"})
+    compare: bool = field(default=False, metadata={"help": "baseline vs mitigations, one report"})
+    seed: int = field(default=0, metadata={"help": "seed of the reward model and PPO"})
+    world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
+    toy_dir: str = field(default="", metadata={"help": "toy-world cache root (default: its own)"})
+    num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs"})
+    rm_epochs: int = field(default=2, metadata={"help": "reward-model epochs"})
+    iterations: int = field(default=30, metadata={"help": "PPO iterations"})
+    num_envs: int = field(default=32, metadata={"help": "episodes per PPO rollout"})
+    max_new_tokens: int = field(default=48, metadata={"help": "completion budget in tokens"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "PPO learning rate"})
+    init_kl_coef: float = field(default=0.1, metadata={"help": "KL coefficient beta to start with"})
+    adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive KL controller"})
+    kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target, nats/sequence"})
+    kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
+    ref_refresh_every: int = field(
+        default=0, metadata={"help": "refresh reference every K (0 off)"}
+    )
+    length_debias: bool = field(default=False, metadata={"help": "mitigation: length-debiased RM"})
+    ensemble: int = field(default=1, metadata={"help": "mitigation: N>1 reward models ..."})
+    ensemble_k: float = field(default=1.0, metadata={"help": "... scored mean - k*std"})
+    eval_samples: int = field(default=16, metadata={"help": "held-out samples per prompt"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+
+QUICK = {
+    "num_pairs": 200,
+    "rm_epochs": 1,
+    "iterations": 2,
+    "num_envs": 8,
+    "max_new_tokens": 16,
+    "eval_samples": 2,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per :class:`DemoConfig` field."""
+    add_dataclass_arguments(parser, DemoConfig)
+
+
+def build_world(cfg: DemoConfig) -> Any:
+    """The toy world's artifacts; ``--quick`` builds a small one (its own cache entry)."""
+    from rlhf_gym.toy import SFTConfig, build_toy_world
+
+    sft = SFTConfig(steps=60, n_embd=32, n_layer=1, n_head=2) if cfg.quick else None
+    return build_toy_world(
+        cfg.toy_dir or None, seed=cfg.world_seed, num_pairs=cfg.num_pairs, sft_config=sft
+    )
+
+
+def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
+    """Train, normalise and check one reward model; returns it with its figures."""
+    from rlhf_gym.reward_models import train_reward_model
+    from rlhf_gym.scripts.train_reward_model import TrainRewardModelConfig, normalise_on_policy
+    from rlhf_gym.toy import GoldUtility, SimulatedLabeler
+
+    rm_cfg = TrainRewardModelConfig(
+        seed=seed,
+        epochs=cfg.rm_epochs,
+        norm_samples=64 if cfg.quick else 1024,
+        check_samples=64 if cfg.quick else 1024,
+        max_new_tokens=cfg.max_new_tokens,
+    )
+    start = time.perf_counter()
+    rm, metrics, held_out = train_reward_model(
+        artifacts.sft_dir,
+        artifacts.preferences_path,
+        tokenizer=artifacts.load_tokenizer(),
+        config=rm_cfg,
+        max_length=rm_cfg.max_length,
+    )
+    world = artifacts.world
+    pool = world.train_prompts
+    checks = normalise_on_policy(
+        rm, artifacts.load_sft_model().eval(), pool, rm_cfg, gold=GoldUtility()
+    )
+    triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
+    figures = {
+        "rm_accuracy": metrics["eval_accuracy"],
+        "bayes_accuracy": SimulatedLabeler(world).bayes_accuracy(triples),
+        "rm_seconds": time.perf_counter() - start,
+        **checks,
+    }
+    return rm, figures
+
+
+def build_reward(cfg: DemoConfig, artifacts: Any, trained: dict[int, Any]) -> Any:
+    """The proxy reward for ``cfg``: one RM, an ensemble, and/or length-debiased."""
+    from rlhf_gym.reward_models import LengthDebiasedReward, RewardEnsemble
+    from rlhf_gym.toy import sample_completions
+
+    seeds = [cfg.seed + i for i in range(max(cfg.ensemble, 1))]
+    for seed in seeds:
+        if seed not in trained:
+            trained[seed] = train_reward(cfg, artifacts, seed)
+    members = [trained[s][0] for s in seeds]
+    reward = (
+        members[0]
+        if len(members) == 1
+        else RewardEnsemble(members, aggregate="mean_minus_std", k=cfg.ensemble_k)
+    )
+    if cfg.length_debias:
+        prompts = artifacts.world.train_prompts * 8
+        completions = sample_completions(
+            artifacts.load_sft_model().eval(),
+            artifacts.load_tokenizer(),
+            prompts,
+            seed=cfg.seed + 3,
+            max_new_tokens=cfg.max_new_tokens,
+        )
+        reward = LengthDebiasedReward.fit(reward, prompts, completions)
+    return reward
+
+
+def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """PPO from the SFT policy against ``reward``, with the monitors attached."""
+    from rlhf_gym.evaluation.monitors import default_monitors
+    from rlhf_gym.scripts.train_ppo import TrainPPOConfig, build_agent, build_envs, train
+    from rlhf_gym.toy import GoldUtility
+
+    ppo_cfg = TrainPPOConfig(
+        policy=str(artifacts.sft_dir),
+        tokenizer=str(artifacts.tokenizer_dir),
+        seed=cfg.seed,
+        iterations=cfg.iterations,
+        num_envs=cfg.num_envs,
+        max_new_tokens=cfg.max_new_tokens,
+        learning_rate=cfg.learning_rate,
+        init_kl_coef=cfg.init_kl_coef,
+        adaptive_kl=cfg.adaptive_kl,
+        kl_target=cfg.kl_target,
+        kl_horizon=cfg.kl_horizon,
+        ref_refresh_every=cfg.ref_refresh_every,
+        device=cfg.device,
+        batch_size=4 if cfg.quick else 8,
+    )
+    models = {
+        "policy": ppo_cfg.policy,
+        "reference": ppo_cfg.policy,
+        "tokenizer": artifacts.load_tokenizer(),
+        "prompts": artifacts.world.train_prompts,
+        "eval_prompts": artifacts.world.heldout_prompts,
+    }
+    env, eval_env = build_envs(ppo_cfg, models, reward=reward)
+    agent = build_agent(ppo_cfg, models, env)
+    gold = GoldUtility()
+    history = train(
+        ppo_cfg,
+        agent,
+        eval_env,
+        gold=gold,
+        callbacks=default_monitors(gold.score),
+        log=lambda line: print(f"  ppo {line}", flush=True),
+    )
+    return agent, history
+
+
+def evaluate(cfg: DemoConfig, artifacts: Any, policy: Any, reward: Any, seed: int) -> Any:
+    """Held-out evaluation against the reward, the gold utility and the SFT reference."""
+    from rlhf_gym.evaluation.evaluate import evaluate_policy
+    from rlhf_gym.toy import GoldUtility
+
+    return evaluate_policy(
+        policy,
+        artifacts.load_tokenizer(),
+        artifacts.world.heldout_prompts,
+        reward,
+        gold=GoldUtility(),
+        reference=artifacts.load_sft_model(),
+        num_samples_per_prompt=cfg.eval_samples,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=seed,
+        device=cfg.device,
+    )
+
+
+def run_one(cfg: DemoConfig, artifacts: Any, out: Path, trained: dict[int, Any]) -> Path:
+    """Reward model, PPO, evaluation and report for one configuration."""
+    from rlhf_gym.evaluation.report import write_report
+
+    print(f"[demo] {out.name}: reward model", flush=True)
+    reward = build_reward(cfg, artifacts, trained)
+    print(f"[demo] {out.name}: PPO ({cfg.iterations} iterations)", flush=True)
+    before = evaluate(cfg, artifacts, artifacts.load_sft_model(), reward, seed=cfg.seed + 100)
+    agent, history = run_ppo(cfg, artifacts, reward)
+    agent.save(out / "agent")
+    after = evaluate(cfg, artifacts, agent.policy.model, reward, seed=cfg.seed + 100)
+    rm = trained[cfg.seed][1]
+    return write_report(
+        out,
+        history=history,
+        before=before,
+        after=after,
+        rm_accuracy=rm["rm_accuracy"],
+        bayes_accuracy=rm["bayes_accuracy"],
+        config={**dataclasses.asdict(cfg), **{f"rm_{k}": v for k, v in rm.items()}},
+        title=f"RLHF on the toy world: {out.name}",
+    )
+
+
+def compare_configs(cfg: DemoConfig) -> dict[str, DemoConfig]:
+    """Baseline (low fixed beta, verbosity-biased labels) and each mitigation, same seeds."""
+    base = dataclasses.replace(cfg, compare=False, init_kl_coef=0.02, adaptive_kl=False)
+    return {
+        "baseline": base,
+        "length_debiased": dataclasses.replace(base, length_debias=True),
+        "ensemble": dataclasses.replace(base, ensemble=3),
+        "adaptive_kl": dataclasses.replace(base, init_kl_coef=0.1, adaptive_kl=True),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; prints where the report is."""
+    cfg = dataclass_from_args(DemoConfig, args)
+    if cfg.quick:
+        cfg = dataclasses.replace(cfg, **QUICK)
+    out = Path(cfg.runs_dir) / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    print("[demo] toy world", flush=True)
+    artifacts = build_world(cfg)
+    trained: dict[int, Any] = {}
+    if cfg.compare:
+        from rlhf_gym.evaluation.report import RunSummary, write_comparison_report
+
+        runs = {}
+        for name, run_cfg in compare_configs(cfg).items():
+            run_one(run_cfg, artifacts, out / name, trained)
+            runs[name] = RunSummary.from_json(out / name)
+        report = write_comparison_report(out, runs, title="RLHF on the toy world: mitigations")
+    else:
+        report = run_one(cfg, artifacts, out, trained)
+    seconds = time.perf_counter() - start
+    (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 1)}))
+    print(f"[demo] done in {seconds:.0f} s; report: {report}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python scripts/demo.py --help``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
