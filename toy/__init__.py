@@ -21,8 +21,24 @@ from rlhf_gym.toy.gold import GoldUtility, gold_utility, utility_terms
 from rlhf_gym.toy.grammar import ToyWorld, WorldConfig
 from rlhf_gym.toy.labeler import SimulatedLabeler
 from rlhf_gym.toy.parse import is_well_formed, parse
-from rlhf_gym.toy.sft import SFTConfig, sample_completions, train_sft
-from rlhf_gym.toy.tokenizer import build_tokenizer, load_tokenizer
+from rlhf_gym.toy.sft_config import SFTConfig
+
+# These need torch/transformers; they load on first use so a cache hit stays fast.
+_LAZY = {
+    "sample_completions": "rlhf_gym.toy.sft",
+    "train_sft": "rlhf_gym.toy.sft",
+    "build_tokenizer": "rlhf_gym.toy.tokenizer",
+    "load_tokenizer": "rlhf_gym.toy.tokenizer",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the torch-dependent names on first access."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rlhf_gym.toy' has no attribute {name!r}")
 
 __all__ = [
     "CACHE_VERSION",

@@ -21,15 +21,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rlhf_gym.toy import cache
 from rlhf_gym.toy.gold import GoldUtility
 from rlhf_gym.toy.grammar import ToyWorld, WorldConfig
 from rlhf_gym.toy.labeler import SimulatedLabeler
-from rlhf_gym.toy.sft import SFTConfig, sample_completions, train_sft
-from rlhf_gym.toy.tokenizer import load_tokenizer, save_tokenizer
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from rlhf_gym.toy.sft_config import SFTConfig
+
+if TYPE_CHECKING:  # torch and transformers load only when a build or a model load needs them
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 CACHE_VERSION = "v1"
 
@@ -65,10 +67,14 @@ class ToyArtifacts:
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The tokenizer, via plain ``AutoTokenizer.from_pretrained``."""
+        from rlhf_gym.toy.tokenizer import load_tokenizer
+
         return load_tokenizer(self.tokenizer_dir)
 
     def load_sft_model(self) -> PreTrainedModel:
         """The SFT policy in eval mode, via plain ``AutoModelForCausalLM.from_pretrained``."""
+        from transformers import AutoModelForCausalLM
+
         return AutoModelForCausalLM.from_pretrained(str(self.sft_dir)).eval()
 
     def read_preferences(self) -> list[dict[str, str]]:
@@ -117,11 +123,16 @@ def _sample_pairs(
     max_new_tokens: int,
     progress: bool,
 ) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Two SFT samples for each of ``num_pairs`` train prompts, skipping identical pairs.
+    """Two SFT samples for each of ``num_pairs`` train prompts.
+
+    Identical pairs and pairs with an empty completion (the policy stopped at once) are not
+    written: preference data must have two different, non-empty completions.
 
     Returns:
         ``(prompts, first, second, all_samples)``; ``all_samples`` includes skipped pairs.
     """
+    from rlhf_gym.toy.sft import sample_completions
+
     rng = np.random.default_rng([seed, 2])
     prompts: list[str] = []
     first: list[str] = []
@@ -137,7 +148,7 @@ def _sample_pairs(
         samples.extend(out)
         for i, prompt in enumerate(batch):
             a, b = out[2 * i], out[2 * i + 1]
-            if a != b and len(prompts) < num_pairs:
+            if a != b and a.strip() and b.strip() and len(prompts) < num_pairs:
                 prompts.append(prompt)
                 first.append(a)
                 second.append(b)
@@ -167,6 +178,9 @@ def _write_preferences(
 def _build(folder: Path, seed: int, num_pairs: int, world_config: WorldConfig,
            sft_config: SFTConfig, progress: bool) -> dict[str, float]:
     """Write every artifact into ``folder``; return the stats."""
+    from rlhf_gym.toy.sft import train_sft
+    from rlhf_gym.toy.tokenizer import save_tokenizer
+
     timings: dict[str, float] = {}
     start = time.perf_counter()
     world = ToyWorld(world_config)

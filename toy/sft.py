@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from rlhf_gym.toy.grammar import ToyWorld
+from rlhf_gym.toy.sft_config import SFTConfig
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 BUCKET_ROUNDS = 8
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """Architecture and training budget of the SFT policy (hashed into the cache name)."""
-
-    n_embd: int = field(default=128, metadata={"help": "embedding width"})
-    n_layer: int = field(default=4, metadata={"help": "transformer blocks"})
-    n_head: int = field(default=4, metadata={"help": "attention heads"})
-    n_positions: int = field(default=128, metadata={"help": "maximum sequence length"})
-    steps: int = field(default=1500, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=32, metadata={"help": "sequences per step"})
-    lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
-    warmup_steps: int = field(default=50, metadata={"help": "linear warmup, then cosine decay"})
-    max_new_tokens: int = field(default=48, metadata={"help": "sampling length limit"})
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 def make_model(config: SFTConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
