@@ -17,7 +17,7 @@ class SFTConfig:
     n_layer: int = field(default=4, metadata={"help": "transformer blocks"})
     n_head: int = field(default=4, metadata={"help": "attention heads"})
     n_positions: int = field(default=128, metadata={"help": "maximum sequence length"})
-    steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    steps: int = field(default=3000, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=32, metadata={"help": "sequences per step"})
     lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warmup, then cosine decay"})
