@@ -47,6 +47,19 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def run_script(module_name: str, argv: list[str] | None = None) -> int:
+    """Run one script module stand-alone (``python scripts/<name>.py``), as its subcommand would."""
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(
+        prog=module_name.rsplit(".", 1)[-1], description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    quiet_transformers()
+    return int(module.run(args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()

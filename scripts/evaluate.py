@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/evaluate.py --help``."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from rlhf_gym.cli import run_script
+
+    return run_script("rlhf_gym.scripts.evaluate", argv)
 
 
 if __name__ == "__main__":

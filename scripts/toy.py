@@ -95,10 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/toy.py build --out DIR``."""
-    parser = argparse.ArgumentParser(prog="toy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from rlhf_gym.cli import run_script
+
+    return run_script("rlhf_gym.scripts.toy", argv)
 
 
 if __name__ == "__main__":

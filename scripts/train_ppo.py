@@ -329,9 +329,9 @@ def write_curves(path: str, rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/train_ppo.py --help``."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from rlhf_gym.cli import run_script
+
+    return run_script("rlhf_gym.scripts.train_ppo", argv)
 
 
 if __name__ == "__main__":

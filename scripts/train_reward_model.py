@@ -173,9 +173,9 @@ def normalise_on_policy(
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/train_reward_model.py --help``."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from rlhf_gym.cli import run_script
+
+    return run_script("rlhf_gym.scripts.train_reward_model", argv)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from env_helpers import PROMPTS, positive_word_reward, tiny_gpt2
+from rlhf_gym.envs import TextGenerationVecEnv
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.evaluation import evaluate_policy as maskable_evaluate
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecMonitor
-
-from rlhf_gym.envs import TextGenerationVecEnv
 
 PPO_ARGS = {"n_steps": 32, "batch_size": 128, "learning_rate": 3e-3, "n_epochs": 4, "seed": 0}
 
@@ -19,8 +18,14 @@ PPO_ARGS = {"n_steps": 32, "batch_size": 128, "learning_rate": 3e-3, "n_epochs":
 def easy_env(tokenizer) -> VecMonitor:
     """β = 0 (no handover needed), +1 when a positive word appears in 3 tokens."""
     vec = TextGenerationVecEnv(
-        8, tokenizer=tokenizer, reference_model=tiny_gpt2(len(tokenizer)), prompts=PROMPTS,
-        reward=positive_word_reward, max_prompt_tokens=6, max_new_tokens=3, kl_coef=0.0,
+        8,
+        tokenizer=tokenizer,
+        reference_model=tiny_gpt2(len(tokenizer)),
+        prompts=PROMPTS,
+        reward=positive_word_reward,
+        max_prompt_tokens=6,
+        max_new_tokens=3,
+        kl_coef=0.0,
         device="cpu",
     )
     vec.seed(0)
