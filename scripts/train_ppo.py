@@ -47,7 +47,7 @@ class TrainPPOConfig:
     toy_dir: str = field(default="", metadata={"help": "toy artifacts dir (default: its cache)"})
     world_seed: int = field(default=0, metadata={"help": "toy world seed"})
     seed: int = field(default=0, metadata={"help": "agent and env seed"})
-    iterations: int = field(default=35, metadata={"help": "PPO iterations (rollout + update)"})
+    iterations: int = field(default=25, metadata={"help": "PPO iterations (rollout + update)"})
     num_envs: int = field(default=32, metadata={"help": "parallel episodes (rows)"})
     n_steps: int = field(
         default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)"}
@@ -64,7 +64,7 @@ class TrainPPOConfig:
     target_kl: float | None = field(
         default=None, metadata={"help": "stop an update's epochs when approx KL > 1.5x this"}
     )
-    init_kl_coef: float = field(default=0.05, metadata={"help": "initial KL coefficient beta"})
+    init_kl_coef: float = field(default=0.15, metadata={"help": "initial KL coefficient beta"})
     adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive beta"})
     kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target (nats/sequence)"})
     kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
