@@ -17,7 +17,7 @@ def sample_completions(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 48,
-    batch_size: int = 128,
+    batch_size: int = 512,
     seed: int = 0,
 ) -> list[str]:
     """Pure sampling (temperature 1, no top-k/top-p), one completion per prompt, cut at EOS.

@@ -50,7 +50,12 @@ class DemoConfig:
     length_debias: bool = field(default=False, metadata={"help": "mitigation: length-debiased RM"})
     ensemble: int = field(default=1, metadata={"help": "mitigation: N>1 reward models ..."})
     ensemble_k: float = field(default=1.0, metadata={"help": "... scored mean - k*std"})
-    eval_samples: int = field(default=16, metadata={"help": "held-out samples per prompt"})
+    eval_samples: int = field(
+        default=16, metadata={"help": "held-out samples per prompt, before and after"}
+    )
+    curve_samples: int = field(
+        default=8, metadata={"help": "held-out samples per prompt after each iteration"}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
 
@@ -61,6 +66,7 @@ QUICK = {
     "num_envs": 8,
     "max_new_tokens": 16,
     "eval_samples": 2,
+    "curve_samples": 2,
 }
 
 
@@ -88,8 +94,8 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     rm_cfg = TrainRewardModelConfig(
         seed=seed,
         epochs=cfg.rm_epochs,
-        norm_samples=64 if cfg.quick else 1024,
-        check_samples=64 if cfg.quick else 1024,
+        norm_samples=64 if cfg.quick else 4096,
+        check_samples=64 if cfg.quick else 4096,
         max_new_tokens=cfg.max_new_tokens,
     )
     start = time.perf_counter()
@@ -164,6 +170,7 @@ def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dic
         ref_refresh_every=cfg.ref_refresh_every,
         device=cfg.device,
         batch_size=4 if cfg.quick else 8,
+        eval_per_prompt=cfg.curve_samples,
     )
     models = {
         "policy": ppo_cfg.policy,

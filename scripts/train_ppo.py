@@ -43,6 +43,7 @@ class TrainPPOConfig:
     )
     prompts: str = field(default="", metadata={"help": "training prompts file, one per line (toy)"})
     eval_prompts: str = field(default="", metadata={"help": "held-out prompts file (toy held-out)"})
+    eval_per_prompt: int = field(default=32, metadata={"help": "held-out samples per eval prompt"})
     out_dir: str = field(default="runs/ppo", metadata={"help": "where curves and checkpoints go"})
     toy_dir: str = field(default="", metadata={"help": "toy artifacts dir (default: its cache)"})
     world_seed: int = field(default=0, metadata={"help": "toy world seed"})
@@ -162,7 +163,8 @@ def build_envs(
     }
     train_env = TextGenerationVecEnv(config.num_envs, prompts=models["prompts"], **common)
     eval_env = TextGenerationVecEnv(
-        8 * len(models["eval_prompts"]), prompts=models["eval_prompts"], **common
+        config.eval_per_prompt * len(models["eval_prompts"]), prompts=models["eval_prompts"],
+        **common,
     )
     return train_env, eval_env
 

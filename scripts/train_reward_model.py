@@ -51,9 +51,9 @@ class TrainRewardModelConfig(RewardTrainingConfig):
         default=False, metadata={"help": "skip and count bad rows, not raise"}
     )
     norm_samples: int = field(
-        default=1024, metadata={"help": "SFT samples to fit normalisation on"}
+        default=4096, metadata={"help": "SFT samples to fit normalisation on"}
     )
-    check_samples: int = field(default=1024, metadata={"help": "fresh SFT samples for the checks"})
+    check_samples: int = field(default=4096, metadata={"help": "fresh SFT samples for the checks"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled SFT completion"})
 
 
