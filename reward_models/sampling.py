@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 from rlhf_gym.reward_models.encoding import encode_text
+from rlhf_gym.sampling import sample_ids
 from torch import nn
 
 
-@torch.no_grad()
 def sample_completions(
     model: nn.Module,
     tokenizer: Any,
@@ -27,33 +27,20 @@ def sample_completions(
         tokenizer: its tokenizer (pad distinct from eos).
         prompts: prompt texts, tokenized without special tokens (the RM's layout).
         max_new_tokens: longest completion.
-        batch_size: prompts per ``generate`` call.
-        seed: seeds torch's generator, so the same call gives the same text on CPU.
+        batch_size: prompts sampled together.
+        seed: seeds a torch Generator of its own, so the same call gives the same text on CPU.
     """
-    torch.manual_seed(seed)
     device = next(model.parameters()).device
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    generator = torch.Generator(device=device).manual_seed(seed)
+    eos = tokenizer.eos_token_id
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):
         batch = [encode_text(tokenizer, p) for p in prompts[start : start + batch_size]]
-        width = max(len(ids) for ids in batch)
-        ids = torch.tensor([[pad] * (width - len(b)) + b for b in batch], device=device)
-        mask = (
-            torch.arange(width, device=device)[None]
-            >= torch.tensor([width - len(b) for b in batch], device=device)[:, None]
-        ).long()
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=True,
-            top_k=0,
-            top_p=1.0,
-            temperature=1.0,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=pad,
-            eos_token_id=eos,
+        rows = sample_ids(model, batch, eos_id=eos, pad_id=tokenizer.pad_token_id,
+                          max_new_tokens=max_new_tokens, generator=generator)
+        texts.extend(
+            tokenizer.decode(row[: row.index(eos)] if eos in row else row,
+                             skip_special_tokens=True)
+            for row in rows
         )
-        for row in out[:, width:].tolist():
-            row = row[: row.index(eos)] if eos in row else row
-            texts.append(tokenizer.decode(row, skip_special_tokens=True))
     return texts

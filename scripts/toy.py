@@ -6,7 +6,7 @@ Examples::
     rlhf-gym toy info --out /tmp/toy
     python scripts/toy.py build --out /tmp/toy
 
-``build`` writes into ``<out>/toy-v1-seed<seed>-<hash>/`` (``--out`` defaults to
+``build`` writes into ``<out>/toy-v2-seed<seed>-<hash>/`` (``--out`` defaults to
 ``$RLHF_GYM_CACHE`` or ``~/.cache/rlhf_gym``) and is instant when that folder is already complete;
 a broken cached folder is reported and rebuilt. ``info`` prints the world's measured statistics
 (it builds first if needed).

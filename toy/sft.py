@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from rlhf_gym.sampling import sample_ids
 from rlhf_gym.toy.grammar import ToyWorld
 from rlhf_gym.toy.sft_config import SFTConfig
 from tqdm.auto import tqdm
@@ -123,7 +124,6 @@ def train_sft(
     return model, losses
 
 
-@torch.no_grad()
 def sample_completions(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -134,31 +134,24 @@ def sample_completions(
     max_new_tokens: int = 48,
     progress: bool = True,
 ) -> list[str]:
-    """Pure sampling (temperature 1, ``top_k=0``, ``top_p=1``), batched, left-padded.
+    """Pure sampling (temperature 1, no top-k or top-p), batched, from a seeded torch Generator.
 
     Completions are decoded without special tokens; one that never emitted EOS is returned as
-    cut (and is then normally not well formed). Sampling is seeded with ``seed`` inside a forked
-    torch RNG, so it neither depends on nor changes the global torch random state.
+    cut (and is then normally not well formed). The global torch random state is not touched.
     """
-    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     out: list[str] = []
     starts = range(0, len(prompts), batch_size)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in tqdm(starts, desc="toy: sampling", disable=not progress):
-            chunk = prompts[start : start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(model.device) for k, v in enc.items()}
-            generated = model.generate(
-                **enc,
-                do_sample=True,
-                temperature=1.0,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new_tokens = generated[:, enc["input_ids"].shape[1] :]
-            out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    for start in tqdm(starts, desc="toy: sampling", disable=not progress):
+        completions = sample_ids(
+            model,
+            prompt_ids[start : start + batch_size],
+            eos_id=tokenizer.eos_token_id,
+            pad_id=tokenizer.pad_token_id,
+            max_new_tokens=max_new_tokens,
+            generator=generator,
+        )
+        out.extend(tokenizer.batch_decode(completions, skip_special_tokens=True))
     return out

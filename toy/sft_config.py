@@ -18,8 +18,8 @@ class SFTConfig:
     n_head: int = field(default=4, metadata={"help": "attention heads"})
     n_positions: int = field(default=128, metadata={"help": "maximum sequence length"})
     steps: int = field(default=3000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=32, metadata={"help": "sequences per step"})
-    lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
+    batch_size: int = field(default=24, metadata={"help": "sequences per step"})
+    lr: float = field(default=5e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warmup, then cosine decay"})
     max_new_tokens: int = field(default=48, metadata={"help": "sampling length limit"})
 
