@@ -130,7 +130,8 @@ def write_plots(runs: Mapping[str, History], out_dir: str | Path) -> dict[str, P
         written[path.name] = path
     for name, keys, ylabel, title in TRAINING_PLOTS:
         if len(runs) > 1 and keys == ("proxy", "gold"):
-            keys = ("gold",)  # overlaid runs: gold alone keeps the chart readable
+            keys, ylabel = ("gold",), "gold utility"  # overlaid runs: gold alone stays readable
+            title = "Gold reward over training (proxy against KL: reward_vs_kl.png)"
         path = plot_over_training(runs, keys, out_dir / name, ylabel=ylabel, title=title)
         if path is not None:
             written[name] = path
