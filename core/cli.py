@@ -20,8 +20,12 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser, with one sub-parser per script."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser, with one sub-parser per script.
+
+    Only ``command``'s module is imported and given its options: the others would pull in
+    torch, transformers and peft, so ``rlhf-gym toy build`` on a cached world stays instant.
+    """
     from rlhf_gym import __version__
 
     parser = argparse.ArgumentParser(
@@ -32,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlhf-gym {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in SUBCOMMANDS:
-        module = importlib.import_module(module_name)
-        sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
-        module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_run=module.run)
+        sub_parser = sub.add_parser(name, help=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            sub_parser.description = module.__doc__
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_run=module.run)
     return parser
 
 
@@ -62,7 +68,8 @@ def run_script(module_name: str, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
