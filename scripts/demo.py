@@ -94,7 +94,7 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     rm_cfg = TrainRewardModelConfig(
         seed=seed,
         epochs=cfg.rm_epochs,
-        norm_samples=64 if cfg.quick else 4096,
+        norm_samples=64 if cfg.quick else 16384,
         check_samples=64 if cfg.quick else 4096,
         max_new_tokens=cfg.max_new_tokens,
     )

@@ -51,7 +51,7 @@ class TrainRewardModelConfig(RewardTrainingConfig):
         default=False, metadata={"help": "skip and count bad rows, not raise"}
     )
     norm_samples: int = field(
-        default=4096, metadata={"help": "SFT samples to fit normalisation on"}
+        default=16384, metadata={"help": "SFT samples to fit normalisation on"}
     )
     check_samples: int = field(default=4096, metadata={"help": "fresh SFT samples for the checks"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled SFT completion"})
