@@ -139,3 +139,16 @@ def test_cli_info_and_build(tiny, tiny_root, capsys):
     assert main(["toy"]) == 2
     with pytest.raises(SystemExit):
         main(["toy", "build", "--bogus"])
+
+
+def test_cli_on_a_built_world_does_not_import_torch(tiny):
+    """A cache hit must stay instant: the CLI imports only the chosen subcommand's module."""
+    code = (
+        "import sys\n"
+        "from rlhf_gym.cli import main\n"
+        f"assert main(['toy', 'info', '--path', {str(tiny.root)!r}]) == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
