@@ -9,6 +9,8 @@ accelerate / ``torchrun`` / DeepSpeed) is the Trainer's own. Loss per pair:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,6 +109,9 @@ class RewardTrainingConfig:
     logging_steps: int = field(
         default=20, metadata={"help": "log train loss every this many steps"}
     )
+    print_logs: bool = field(
+        default=True, metadata={"help": "print the Trainer's loss and eval dicts to stdout"}
+    )
 
 
 def training_arguments(
@@ -152,6 +157,10 @@ def train_reward_network(
         compute_metrics=pair_accuracy,
         center_coef=config.center_coef,
     )
-    trainer.train()
-    model.eval()
-    return trainer.evaluate()
+    # The Trainer prints its log dicts on stdout and its progress bars on stderr: a quiet run
+    # (the demo) keeps the bars and drops the dicts; the metrics are returned either way.
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with contextlib.nullcontext() if config.print_logs else quiet:
+        trainer.train()
+        model.eval()
+        return trainer.evaluate()

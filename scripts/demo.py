@@ -97,6 +97,7 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
         norm_samples=64 if cfg.quick else 16384,
         check_samples=64 if cfg.quick else 4096,
         max_new_tokens=cfg.max_new_tokens,
+        print_logs=False,
     )
     start = time.perf_counter()
     rm, metrics, held_out = train_reward_model(

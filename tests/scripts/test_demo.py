@@ -43,6 +43,7 @@ def test_demo_quick_writes_a_consistent_report(tmp_path: Path) -> None:
     report = (run / "report.md").read_text()
     assert "Bayes ceiling" in report and "Sample completions" in report
     assert "report:" in result.stdout
+    assert "eval_loss" not in result.stdout  # the Trainer's log dicts stay out of the demo
 
 
 def test_cli_registers_demo() -> None:
