@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import (
@@ -15,6 +18,7 @@ from transformers import (
 )
 
 TINY_VOCAB = 50
+sys.path.insert(0, str(Path(__file__).parent))  # shared helpers: ``from word_lm import ...``
 
 
 def tiny_causal_lm(arch: str, vocab_size: int = TINY_VOCAB, seed: int = 0) -> PreTrainedModel:

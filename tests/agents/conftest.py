@@ -8,17 +8,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPTNeoXConfig,
-    GPTNeoXForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from word_lm import tiny_lm as shared_tiny_lm
+from word_lm import word_tokenizer as shared_word_tokenizer
 
 WORDS = [
     "review",
@@ -49,55 +41,12 @@ GOOD = {"good", "great", "nice", "fine"}
 
 def word_tokenizer() -> PreTrainedTokenizerFast:
     """<pad>=0, <eos>=1, <unk>=2, then WORDS; vocabulary 26."""
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-        clean_up_tokenization_spaces=False,
-    )
+    return shared_word_tokenizer(WORDS)
 
 
 def tiny_lm(arch: str = "gpt2", vocab_size: int = 26, seed: int = 0) -> PreTrainedModel:
     """A 2-layer causal LM from config, dropout off."""
-    torch.manual_seed(seed)
-    common = {"vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
-    if arch == "gpt2":
-        config = GPT2Config(
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            n_positions=128,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            **common,
-        )
-        return GPT2LMHeadModel(config).eval()
-    if arch == "llama":
-        config = LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=128,
-            **common,
-        )
-        return LlamaForCausalLM(config).eval()
-    config = GPTNeoXConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=128,
-        **common,
-    )
-    return GPTNeoXForCausalLM(config).eval()
+    return shared_tiny_lm(arch, vocab_size, seed)
 
 
 def good_word_reward(prompts: list[str], completions: list[str]) -> np.ndarray:

@@ -6,9 +6,9 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+from word_lm import tiny_lm
+from word_lm import word_tokenizer as shared_word_tokenizer
 
 WORDS = [
     "review",
@@ -42,36 +42,12 @@ POSITIVE = {"good", "great", "nice", "love"}
 
 def word_tokenizer() -> PreTrainedTokenizerFast:
     """Word-level tokenizer: <pad>=0, <eos>=1, <unk>=2, then WORDS."""
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-        clean_up_tokenization_spaces=False,
-    )
+    return shared_word_tokenizer(WORDS)
 
 
 def tiny_gpt2(vocab_size: int, seed: int = 0, n_embd: int = 32) -> GPT2LMHeadModel:
     """A 2-layer GPT-2 with dropout off, random weights from ``seed``."""
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_embd=n_embd,
-        n_layer=2,
-        n_head=2,
-        n_positions=128,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    return GPT2LMHeadModel(config).eval()
+    return tiny_lm("gpt2", vocab_size, seed, n_embd)
 
 
 def positive_word_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
