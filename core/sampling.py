@@ -1,5 +1,8 @@
 """Pure sampling from a causal LM that drops finished rows, shared by the toy build and the RM.
 
+:func:`sample_ids` works on token ids; :func:`sample_completions` is the text-in, text-out wrapper
+that the toy build and reward-model normalisation both call.
+
 ``model.generate`` keeps computing every row of a batch until the last row stops, so one long
 sample makes a whole batch run to ``max_new_tokens``. Here a row that emits EOS leaves the batch
 and its KV cache (``Cache.batch_select_indices``), so the cost follows the samples' real lengths:
@@ -10,8 +13,10 @@ third of ``generate``'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel
 
 
@@ -81,3 +86,44 @@ def sample_ids(
         cache, logits = out.cache, out.logits[:, -1, :]
         next_pos = next_pos + 1
     return completions
+
+
+def sample_completions(
+    model: PreTrainedModel,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 48,
+    batch_size: int = 512,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "sampling",
+) -> list[str]:
+    """Pure sampling (temperature 1, no top-k/top-p), one completion per prompt, cut at EOS.
+
+    Args:
+        model: a causal LM in eval mode.
+        tokenizer: its tokenizer (pad distinct from eos); prompts are tokenized without special
+            tokens, the reward model's layout.
+        prompts: prompt texts.
+        max_new_tokens: longest completion; one that never emitted EOS is returned as cut.
+        batch_size: prompts sampled together.
+        seed: seeds a torch Generator of its own, so the same call gives the same text on CPU
+            and the global torch random state is not touched.
+        progress: show a tqdm bar over batches, labelled ``desc``.
+        desc: the bar's label.
+    """
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    texts: list[str] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, disable=not progress):
+        batch = tokenizer(list(prompts[start : start + batch_size]), add_special_tokens=False)
+        rows = sample_ids(model, batch["input_ids"], eos_id=eos, pad_id=tokenizer.pad_token_id,
+                          max_new_tokens=max_new_tokens, generator=generator)
+        texts.extend(
+            tokenizer.decode(row[: row.index(eos)] if eos in row else row,
+                             skip_special_tokens=True)
+            for row in rows
+        )
+    return texts

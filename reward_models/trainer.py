@@ -159,8 +159,9 @@ def train_reward_network(
     )
     # The Trainer prints its log dicts on stdout and its progress bars on stderr: a quiet run
     # (the demo) keeps the bars and drops the dicts; the metrics are returned either way.
-    quiet = contextlib.redirect_stdout(io.StringIO())
-    with contextlib.nullcontext() if config.print_logs else quiet:
+    console = (contextlib.nullcontext() if config.print_logs
+               else contextlib.redirect_stdout(io.StringIO()))
+    with console:
         trainer.train()
         model.eval()
         return trainer.evaluate()

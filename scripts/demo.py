@@ -94,10 +94,9 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     rm_cfg = TrainRewardModelConfig(
         seed=seed,
         epochs=cfg.rm_epochs,
-        norm_samples=64 if cfg.quick else 16384,
-        check_samples=64 if cfg.quick else 4096,
         max_new_tokens=cfg.max_new_tokens,
         print_logs=False,
+        **({"norm_samples": 64, "check_samples": 64} if cfg.quick else {}),
     )
     start = time.perf_counter()
     rm, metrics, held_out = train_reward_model(

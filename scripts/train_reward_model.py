@@ -19,9 +19,9 @@ from typing import Any, Literal
 import numpy as np
 from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
 from rlhf_gym.reward_models.pipeline import train_reward_model
-from rlhf_gym.reward_models.sampling import sample_completions
 from rlhf_gym.reward_models.stats import spearman
 from rlhf_gym.reward_models.trainer import RewardTrainingConfig
+from rlhf_gym.sampling import sample_completions
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 

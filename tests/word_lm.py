@@ -1,7 +1,9 @@
-"""A word-level tokenizer and tiny causal LMs built from config, shared by the env and agent tests.
+"""A word-level tokenizer and tiny causal LMs built from config, shared by the tests.
 
-Layout: ``<pad>=0, <eos>=1, <unk>=2``, then the caller's words; models use eos 1 as bos and pad 0.
-(``tests/conftest.py`` puts this folder on ``sys.path``, so ``from word_lm import ...`` works.)
+Word layout: ``<pad>=0, <eos>=1, <unk>=2``, then the caller's words; :func:`tiny_lm` models use
+eos 1 as bos and pad 0 to match. :func:`tiny_causal_lm` is the tokenizer-free variant of the root
+fixtures (bos 0, eos 1, pad 2, 256 positions). ``tests/conftest.py`` puts this folder on
+``sys.path``, so ``from word_lm import ...`` works from every test folder.
 """
 
 from __future__ import annotations
@@ -37,26 +39,43 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_lm(arch: str, vocab_size: int, seed: int = 0, n_embd: int = 32) -> PreTrainedModel:
+def tiny_lm(
+    arch: str,
+    vocab_size: int,
+    seed: int = 0,
+    n_embd: int = 32,
+    *,
+    bos_id: int = 1,
+    eos_id: int = 1,
+    pad_id: int = 0,
+    positions: int = 128,
+) -> PreTrainedModel:
     """A 2-layer causal LM (``gpt2``, ``llama`` or ``neox``) from config, dropout off, eval mode."""
     torch.manual_seed(seed)
-    common = {"vocab_size": vocab_size, "bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
+    common = {"vocab_size": vocab_size, "bos_token_id": bos_id, "eos_token_id": eos_id,
+              "pad_token_id": pad_id}
     if arch == "gpt2":
         config = GPT2Config(
-            n_embd=n_embd, n_layer=2, n_head=2, n_positions=128,
+            n_embd=n_embd, n_layer=2, n_head=2, n_positions=positions,
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
         )
         return GPT2LMHeadModel(config).eval()
     if arch == "llama":
         config = LlamaConfig(
             hidden_size=n_embd, intermediate_size=2 * n_embd, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128, **common,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=positions,
+            **common,
         )
         return LlamaForCausalLM(config).eval()
     if arch == "neox":
         config = GPTNeoXConfig(
             hidden_size=n_embd, intermediate_size=2 * n_embd, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=128, **common,
+            num_attention_heads=2, max_position_embeddings=positions, **common,
         )
         return GPTNeoXForCausalLM(config).eval()
     raise ValueError(f"unknown tiny architecture {arch!r}")
+
+
+def tiny_causal_lm(arch: str, vocab_size: int = 50, seed: int = 0) -> PreTrainedModel:
+    """The root fixtures' model: bos 0, eos 1, pad 2, 256 positions."""
+    return tiny_lm(arch, vocab_size, seed, bos_id=0, eos_id=1, pad_id=2, positions=256)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from rlhf_gym.sampling import sample_ids
+from rlhf_gym.sampling import sample_completions as shared_sample_completions
 from rlhf_gym.toy.grammar import ToyWorld
 from rlhf_gym.toy.sft_config import SFTConfig
 from tqdm.auto import tqdm
@@ -134,24 +134,12 @@ def sample_completions(
     max_new_tokens: int = 48,
     progress: bool = True,
 ) -> list[str]:
-    """Pure sampling (temperature 1, no top-k or top-p), batched, from a seeded torch Generator.
+    """Pure sampling with the toy build's defaults: batches of 1000 and a progress bar.
 
-    Completions are decoded without special tokens; one that never emitted EOS is returned as
-    cut (and is then normally not well formed). The global torch random state is not touched.
+    See :func:`rlhf_gym.sampling.sample_completions`; one completion that never emitted EOS is
+    returned as cut (and is then normally not well formed).
     """
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    out: list[str] = []
-    starts = range(0, len(prompts), batch_size)
-    for start in tqdm(starts, desc="toy: sampling", disable=not progress):
-        completions = sample_ids(
-            model,
-            prompt_ids[start : start + batch_size],
-            eos_id=tokenizer.eos_token_id,
-            pad_id=tokenizer.pad_token_id,
-            max_new_tokens=max_new_tokens,
-            generator=generator,
-        )
-        out.extend(tokenizer.batch_decode(completions, skip_special_tokens=True))
-    return out
+    return shared_sample_completions(
+        model, tokenizer, prompts, seed=seed, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, progress=progress, desc="toy: sampling",
+    )

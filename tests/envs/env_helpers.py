@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 from word_lm import tiny_lm
@@ -53,12 +50,3 @@ def tiny_gpt2(vocab_size: int, seed: int = 0, n_embd: int = 32) -> GPT2LMHeadMod
 def positive_word_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
     """+1 when the completion uses a positive word."""
     return np.array([float(any(w in POSITIVE for w in c.split())) for c in completions])
-
-
-def tiny_causal_lm(arch: str, vocab_size: int, seed: int = 0):
-    """The shared ``tests/conftest.py`` builder (gpt2, llama, neox), loaded by path."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("rlhf_gym_tests_root_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.tiny_causal_lm(arch, vocab_size, seed)

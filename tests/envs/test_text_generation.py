@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import rlhf_gym.envs  # noqa: F401  (registers the env ids)
 import torch
-from env_helpers import PROMPTS, positive_word_reward, tiny_causal_lm, tiny_gpt2
+from env_helpers import PROMPTS, positive_word_reward, tiny_gpt2
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from identity import expected_return, teacher_forced_logprobs
 from rlhf_gym.envs import TextGenerationEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from word_lm import tiny_causal_lm
 
 
 def run_episode(env: TextGenerationEnv, actions: list[int], handover=None):
