@@ -24,7 +24,7 @@ from rlhf_gym.cached_lm import CachedCausalLM
 from rlhf_gym.device import resolve_device
 from rlhf_gym.envs import TextGenerationVectorEnv
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 
 def toy_setup() -> tuple | None:
@@ -113,6 +113,30 @@ def baseline_path(tok, policy, reference, prompts: list[str], steps: int, device
     _ = logp[:, -steps:].sum(dim=1).cpu()
 
 
+@torch.no_grad()
+def per_token_floor(tok, policy, reference, prompts: list[str], steps: int, device) -> None:
+    """Two bare cached HF forwards per token, policy then reference, and nothing else.
+
+    No env bookkeeping: this is the least any design costs that prices each token with the
+    reference as it is written, which a token-level env must do to return r_t from step().
+    """
+    tok.padding_side = "left"
+    batch = tok(prompts, return_tensors="pt", padding=True).to(device)
+    mask = batch["attention_mask"]
+    out_p = policy(**batch, cache=DynamicCache(config=policy.config), use_cache=True)
+    out_r = reference(**batch, cache=DynamicCache(config=reference.config), use_cache=True)
+    for _ in range(steps):
+        logits = out_p.logits[:, -1].float()
+        logits[:, tok.eos_token_id] = float("-inf")
+        actions = torch.multinomial(torch.softmax(logits, dim=-1), 1)
+        _ = torch.log_softmax(out_r.logits[:, -1].float(), dim=-1).gather(1, actions)
+        mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
+        out_p = policy(input_ids=actions, attention_mask=mask, cache=out_p.cache, use_cache=True)
+        out_r = reference(
+            input_ids=actions, attention_mask=mask, cache=out_r.cache, use_cache=True
+        )
+
+
 def timed(fn, *args, repeats: int = 3) -> float:
     """Median wall time of ``fn(*args)`` (cuda synchronised)."""
     times = []
@@ -172,9 +196,13 @@ def main() -> None:
         t_base = timed(
             baseline_path, tok, policy, reference, prompts, steps, device, repeats=args.repeats
         )
+        t_floor = timed(
+            per_token_floor, tok, policy, reference, prompts, steps, device, repeats=args.repeats
+        )
         print(
             f"T={steps:4d}: env loop {t_env * 1e3:8.1f} ms | generate + ref forward "
-            f"{t_base * 1e3:8.1f} ms | ratio {t_env / t_base:5.2f}x"
+            f"{t_base * 1e3:8.1f} ms | ratio {t_env / t_base:5.2f}x | per-token floor "
+            f"{t_floor * 1e3:8.1f} ms ({t_floor / t_base:4.2f}x)"
         )
 
 

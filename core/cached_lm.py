@@ -117,21 +117,33 @@ class CachedCausalLM:
         width = max(len(t) for t in tokens)
         return self._mask.shape[1] + width > self.compact_factor * max(longest, 8)
 
+    def _chunk(
+        self, tokens: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(ids, mask, positions)`` of a chunk: each row's new tokens right-aligned."""
+        starts = [len(h) for h in self._histories]
+        if all(len(t) == 1 for t in tokens):  # the per-token step: no Python loop over rows
+            ids = torch.tensor([t[0] for t in tokens], dtype=torch.long)[:, None]
+            return ids, torch.ones_like(ids), torch.tensor(starts, dtype=torch.long)[:, None]
+        width = max(len(t) for t in tokens)
+        ids = torch.zeros((self.num_rows, width), dtype=torch.long)
+        mask = torch.zeros((self.num_rows, width), dtype=torch.long)
+        positions = torch.zeros((self.num_rows, width), dtype=torch.long)
+        for row, new in enumerate(tokens):
+            n, start = len(new), starts[row]
+            if n:
+                ids[row, width - n :] = torch.as_tensor(list(new), dtype=torch.long)
+                mask[row, width - n :] = 1
+                positions[row, width - n :] = torch.arange(start, start + n)
+            positions[row, : width - n] = max(start + n - 1, 0)
+        return ids, mask, positions
+
     def _forward(self, tokens: Sequence[Sequence[int]]) -> CachedStep:
         """One forward over a chunk: each row's new tokens right-aligned, the rest masked."""
         device = self.device
-        width = max(len(t) for t in tokens)
-        ids = torch.zeros((self.num_rows, width), dtype=torch.long)
-        chunk_mask = torch.zeros((self.num_rows, width), dtype=torch.long)
-        positions = torch.zeros((self.num_rows, width), dtype=torch.long)
-        for row, new in enumerate(tokens):
-            n, start = len(new), len(self._histories[row])
-            if n:
-                ids[row, width - n :] = torch.as_tensor(list(new), dtype=torch.long)
-                chunk_mask[row, width - n :] = 1
-                positions[row, width - n :] = torch.arange(start, start + n)
-            positions[row, : width - n] = max(start + n - 1, 0)
-            self._histories[row].extend(int(t) for t in new)
+        ids, chunk_mask, positions = self._chunk(tokens)
+        for history, new in zip(self._histories, tokens, strict=True):
+            history.extend(int(t) for t in new)
         chunk_mask = chunk_mask.to(device)
         mask = chunk_mask if self._mask is None else torch.cat([self._mask, chunk_mask], dim=1)
         if self._cache is None:
@@ -150,7 +162,7 @@ class CachedCausalLM:
         logits = out.logits[:, -1, :].float() / self.temperature
         hidden = out.hidden_states[-1][:, -1, :] if self.output_hidden else None
         moved = [row for row, t in enumerate(tokens) if len(t)]
-        if self._last.logits.numel() == 0:
+        if self._last.logits.numel() == 0 or len(moved) == self.num_rows:
             self._last = CachedStep(logits, hidden)
         else:
             merged_logits = self._last.logits.clone()

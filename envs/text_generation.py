@@ -21,14 +21,13 @@ def token_observation_space(vocab_size: int, window: int) -> spaces.Dict:
     )
 
 
+#: The reward terms every step's ``info`` carries (fields of :class:`BatchStep`).
+STEP_INFO_KEYS: tuple[str, ...] = ("score", "kl", "ref_logprob", "policy_logprob")
+
+
 def step_info(result: BatchStep, row: int) -> dict[str, Any]:
     """The ``info`` of one row: the reward terms, plus the episode's text when it ended."""
-    info: dict[str, Any] = {
-        "score": float(result.score[row]),
-        "kl": float(result.kl[row]),
-        "ref_logprob": float(result.ref_logprob[row]),
-        "policy_logprob": float(result.policy_logprob[row]),
-    }
+    info: dict[str, Any] = {key: float(getattr(result, key)[row]) for key in STEP_INFO_KEYS}
     episode = result.finished.get(row)
     if episode is not None:
         info.update(

@@ -9,9 +9,9 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from rlhf_gym.envs.batch import TextGenerationBatch
+from rlhf_gym.envs.batch import BatchStep, TextGenerationBatch
 from rlhf_gym.envs.face import BatchFace
-from rlhf_gym.envs.text_generation import step_info, token_observation_space
+from rlhf_gym.envs.text_generation import STEP_INFO_KEYS, step_info, token_observation_space
 
 
 class TextGenerationVectorEnv(BatchFace, VectorEnv):
@@ -69,20 +69,27 @@ class TextGenerationVectorEnv(BatchFace, VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Append one token per row; ended rows restart in the same step (SAME_STEP)."""
         result = self.batch.step(actions, autoreset=True)
-        infos: dict[str, Any] = {}
-        for row in range(self.num_envs):
-            info = step_info(result, row)
-            if row in result.finished:
-                final = {"final_obs": result.finished[row].final_obs, "final_info": info}
-                infos = self._add_info(infos, final, row)
-            infos = self._add_info(infos, info, row)
         return (
             self.batch.observation(),
             result.rewards.copy(),
             result.terminated.copy(),
             result.truncated.copy(),
-            infos,
+            self._infos(result),
         )
+
+    def _infos(self, result: BatchStep) -> dict[str, Any]:
+        """Gymnasium's vector info layout, built from whole arrays (not row by row) each step."""
+        infos: dict[str, Any] = {}
+        for key in STEP_INFO_KEYS:  # every row has these on every step
+            infos[key] = np.array(getattr(result, key), dtype=np.float64)
+            infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+        for row in result.finished:
+            info = step_info(result, row)
+            final = {"final_obs": result.finished[row].final_obs, "final_info": info}
+            infos = self._add_info(infos, final, row)
+            episode = {k: v for k, v in info.items() if k not in STEP_INFO_KEYS}
+            infos = self._add_info(infos, episode, row)
+        return infos
 
     def set_policy_logprobs(self, logprobs: np.ndarray) -> None:
         """Hand over ``(N,)`` act-time ``log π_θ`` for the next :meth:`step` only."""

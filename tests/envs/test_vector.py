@@ -120,3 +120,31 @@ def test_sb3_face_reset_is_reproducible(env_kwargs):
     a.seed(3)
     b.seed(3)
     np.testing.assert_array_equal(a.reset()["input_ids"], b.reset()["input_ids"])
+
+
+def test_infos_equal_gymnasium_row_by_row_layout(env_kwargs, tokenizer):
+    """The array-built infos equal what Gymnasium's ``_add_info`` gives, one row at a time."""
+    from rlhf_gym.envs.text_generation import step_info
+
+    vec = TextGenerationVectorEnv(N, **env_kwargs)
+    vec.reset(seed=SEED)
+    captured = []
+    original = vec.batch.step
+    vec.batch.step = lambda *a, **k: captured.append(original(*a, **k)) or captured[-1]
+    for actions in action_plan(len(tokenizer), tokenizer.eos_token_id):
+        *_, infos = vec.step(actions)
+        result, want = captured[-1], {}
+        for row in range(N):
+            info = step_info(result, row)
+            if row in result.finished:
+                final = {"final_obs": result.finished[row].final_obs, "final_info": info}
+                want = vec._add_info(want, final, row)
+            want = vec._add_info(want, info, row)
+        assert sorted(infos) == sorted(want)
+        for key, value in want.items():
+            if key in ("final_obs", "final_info"):
+                continue
+            assert infos[key].dtype == value.dtype, key
+            assert infos[key].tolist() == value.tolist(), key
+        for row in result.finished:
+            assert infos["final_info"]["completion"][row] == want["final_info"]["completion"][row]
