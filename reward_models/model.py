@@ -14,6 +14,7 @@ import os
 from typing import Any, Literal
 
 import torch
+from rlhf_gym.dropout import disable_dropout
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
@@ -21,15 +22,6 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 HeadKind = Literal["auto", "sequence_classification", "linear"]
 HEAD_FILE = "reward_head.safetensors"
-
-
-def disable_dropout(config: Any) -> None:
-    """Set every dropout probability of a (possibly nested) config to 0."""
-    for key, value in list(vars(config).items()):
-        if isinstance(value, float) and ("dropout" in key or "pdrop" in key):
-            setattr(config, key, 0.0)
-        elif hasattr(value, "to_dict") and hasattr(value, "model_type"):
-            disable_dropout(value)
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

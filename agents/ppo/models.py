@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gymnasium import spaces
+from rlhf_gym.dropout import disable_dropout
 from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
@@ -15,22 +16,13 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 CRITIC_DIR = "critic"
 
 
-def zero_dropout(config: Any) -> None:
-    """Set every dropout probability of a (possibly nested) HF config to 0."""
-    for key, value in list(vars(config).items()):
-        if isinstance(value, float) and ("dropout" in key or "pdrop" in key):
-            setattr(config, key, 0.0)
-        elif hasattr(value, "to_dict") and hasattr(value, "model_type"):
-            zero_dropout(value)
-
-
 def load_causal_lm(model: str | os.PathLike | PreTrainedModel, **kwargs: Any) -> PreTrainedModel:
     """A causal LM from a hub name, a directory or an already built model, with dropout off."""
     if isinstance(model, nn.Module):
-        zero_dropout(model.config)
+        disable_dropout(model.config)
         return model.eval()
     config = AutoConfig.from_pretrained(model)
-    zero_dropout(config)
+    disable_dropout(config)
     return AutoModelForCausalLM.from_pretrained(model, config=config, **kwargs).eval()
 
 
@@ -92,5 +84,5 @@ def load_critic(path: str | os.PathLike) -> tuple[nn.Module, nn.Linear]:
         head.bias.data.copy_(heads[0].bias.data)
     else:
         nn.init.zeros_(head.bias)
-    zero_dropout(trunk.config)
+    disable_dropout(trunk.config)
     return CriticTrunk(trunk.eval()), head

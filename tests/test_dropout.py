@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from rlhf_gym.dropout import disable_dropout
+from transformers import BertConfig, EncoderDecoderConfig, GPT2Config
+
+
+def test_disable_dropout_zeroes_every_rate_including_nested_configs():
+    flat = GPT2Config(resid_pdrop=0.1, embd_pdrop=0.2, attn_pdrop=0.3, summary_first_dropout=0.4)
+    disable_dropout(flat)
+    assert (flat.resid_pdrop, flat.embd_pdrop, flat.attn_pdrop) == (0.0, 0.0, 0.0)
+    assert flat.summary_first_dropout == 0.0
+    bert = BertConfig(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    nested = EncoderDecoderConfig(encoder=bert.to_dict(), decoder=bert.to_dict())
+    disable_dropout(nested)
+    for sub in (nested.encoder, nested.decoder):
+        assert sub.hidden_dropout_prob == 0.0 and sub.attention_probs_dropout_prob == 0.0
+    assert flat.layer_norm_epsilon == GPT2Config().layer_norm_epsilon  # other floats untouched
