@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from rlhf_gym.positions import position_ids_from_mask
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel
 
@@ -62,7 +63,7 @@ def sample_ids(
         raise ValueError("every prompt needs at least one token to condition on.")
     device = next(model.parameters()).device
     ids, mask = _left_pad(prompts, pad_id, device)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    positions = position_ids_from_mask(mask)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
                 cache=DynamicCache(config=model.config), use_cache=True)
     cache, logits = out.cache, out.logits[:, -1, :]

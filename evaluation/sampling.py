@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from rlhf_gym.positions import position_ids_from_mask
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 ModelLike = Any  # a PreTrainedModel, or a name/path for AutoModelForCausalLM.from_pretrained
@@ -134,7 +135,7 @@ def completion_logprobs(
     device = next(model.parameters()).device
     ids = batch.sequences.to(device)
     mask = batch.attention_mask.to(device)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    positions = position_ids_from_mask(mask)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
     p = batch.prompt_length
     logits = logits[:, p - 1 : -1].float() / temperature  # logits that predicted tokens p..end

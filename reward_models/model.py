@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 from rlhf_gym.dropout import disable_dropout
+from rlhf_gym.positions import position_ids_from_mask
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
@@ -28,11 +29,6 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last attended token per row; right or left padding alike."""
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     return (positions * attention_mask.long()).argmax(dim=1)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that start at 0 on the first real token, so left padding does not shift them."""
-    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
 
 
 class LinearHeadRewardModel(nn.Module):
