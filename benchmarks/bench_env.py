@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rlhf_gym.cached_lm import CachedCausalLM
-from rlhf_gym.device import resolve_device
 from rlhf_gym.envs import TextGenerationVectorEnv
+from rlhf_gym.lm.device import resolve_device
+from rlhf_gym.lm.runner import CachedCausalLM
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 

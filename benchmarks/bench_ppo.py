@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 from rlhf_gym.agents.ppo import LMPPO
-from rlhf_gym.device import resolve_device
 from rlhf_gym.envs import TextGenerationVecEnv
+from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.toy.grammar import ToyWorld
 from rlhf_gym.toy.tokenizer import build_tokenizer
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel

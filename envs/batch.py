@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from rlhf_gym.cached_lm import CachedCausalLM
 from rlhf_gym.envs.models import EnvModels
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
 from rlhf_gym.envs.rewards import (
@@ -24,6 +23,7 @@ from rlhf_gym.envs.rewards import (
     token_reward,
     top_p_mask,
 )
+from rlhf_gym.lm.runner import CachedCausalLM
 from rlhf_gym.reward_models.protocol import as_reward_source
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 

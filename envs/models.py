@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from rlhf_gym.device import resolve_device
+from rlhf_gym.lm.device import resolve_device
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 

@@ -1,6 +1,6 @@
 """The reward math, written once and used by every env face and wrapper.
 
-Per token (RLHF_NOTES §1), with ``lp = log π_θ(a_t|s_t)`` and ``lr = log π_ref(a_t|s_t)``::
+Per token (docs/objective.md), with ``lp = log π_θ(a_t|s_t)`` and ``lr = log π_ref(a_t|s_t)``::
 
     k1:  kl_t = lp − lr
     k3:  kl_t = (ρ − 1) − log ρ,  ρ = π_ref/π_θ = exp(lr − lp)

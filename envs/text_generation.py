@@ -45,7 +45,7 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Description
     Each episode draws a prompt; every step appends one token (the action) to it. The reward
-    is the RLHF objective split per token (RLHF_NOTES §1): a KL penalty against a frozen
+    is the RLHF objective split per token (docs/objective.md): a KL penalty against a frozen
     reference model on every token and a reward-model score on the last one. The env never
     trains anything and owns no optimiser.
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rlhf_gym.device import resolve_device
 from rlhf_gym.evaluation.metrics import distinct_n, self_similarity, word_lengths
 from rlhf_gym.evaluation.sampling import (
     ModelLike,
@@ -25,6 +24,7 @@ from rlhf_gym.evaluation.sampling import (
     sample_batch,
     seeded_rng,
 )
+from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.reward_models.protocol import as_reward_source, check_scores
 
 

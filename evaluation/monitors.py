@@ -1,4 +1,4 @@
-"""Failure-mode monitors (RLHF_NOTES §4) as stable-baselines3 callbacks.
+"""Failure-mode monitors (docs/failure_modes.md) as stable-baselines3 callbacks.
 
 Each monitor gathers the episodes that finish during a rollout from ``self.locals["infos"]``
 and ``self.locals["dones"]`` (any SB3 algorithm, our token env), or from explicit

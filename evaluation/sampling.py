@@ -2,7 +2,7 @@
 
 Sampling is HF ``generate`` with pure sampling (``do_sample=True, top_k=0, top_p=1``), the
 setting that makes the sampled distribution the policy itself, so its KL to a reference is the
-KL the objective penalises (RLHF_NOTES §3). Prompts are left-padded; a completion stops at the
+KL the objective penalises (docs/objective.md). Prompts are left-padded; a completion stops at the
 first EOS, and its text is the decode of the tokens before that EOS.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from rlhf_gym.positions import position_ids_from_mask
+from rlhf_gym.lm.positions import position_ids_from_mask
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 ModelLike = Any  # a PreTrainedModel, or a name/path for AutoModelForCausalLM.from_pretrained
@@ -125,7 +125,7 @@ def completion_logprobs(
 ) -> torch.Tensor:
     """Per-token log-probs of the sampled completion tokens, with one teacher-forced forward.
 
-    Logits are divided by ``temperature`` before the log-softmax (RLHF_NOTES §3), positions are
+    Logits are divided by ``temperature`` before the log-softmax (docs/objective.md), positions are
     counted from each row's first real token (as ``generate`` does with left padding), and
     tokens outside :attr:`SampledBatch.completion_mask` get 0.
 

@@ -14,8 +14,8 @@ import os
 from typing import Any, Literal
 
 import torch
-from rlhf_gym.dropout import disable_dropout
-from rlhf_gym.positions import position_ids_from_mask
+from rlhf_gym.lm.dropout import disable_dropout
+from rlhf_gym.lm.positions import position_ids_from_mask
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification

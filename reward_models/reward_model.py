@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rlhf_gym.device import resolve_device
+from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.reward_models.encoding import (
     Truncation,
     check_tokenizer,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
 
 @dataclass
@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/demo.py --help``."""
-    from rlhf_gym.cli import run_script
+    from rlhf_gym.scripts.cli import run_script
 
     return run_script("rlhf_gym.scripts.demo", argv)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
 TOY_PROMPTS = "toy-heldout"
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/evaluate.py --help``."""
-    from rlhf_gym.cli import run_script
+    from rlhf_gym.scripts.cli import run_script
 
     return run_script("rlhf_gym.scripts.evaluate", argv)
 

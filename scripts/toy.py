@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/toy.py build --out DIR``."""
-    from rlhf_gym.cli import run_script
+    from rlhf_gym.scripts.cli import run_script
 
     return run_script("rlhf_gym.scripts.toy", argv)
 

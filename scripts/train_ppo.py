@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
 
 @dataclass
@@ -207,7 +207,7 @@ def evaluate(agent: Any, eval_env: Any, seed: int, gold: Any = None) -> dict[str
 
     The keys are the report's history keys (see :mod:`rlhf_gym.evaluation.plots`).
     """
-    from rlhf_gym.agents.ppo.sampling import sample_episodes
+    from rlhf_gym.agents.common.sampling import sample_episodes
     from rlhf_gym.evaluation.metrics import distinct_n
 
     episodes = sample_episodes(agent.policy, eval_env, seed=seed)
@@ -331,7 +331,7 @@ def write_curves(path: str, rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/train_ppo.py --help``."""
-    from rlhf_gym.cli import run_script
+    from rlhf_gym.scripts.cli import run_script
 
     return run_script("rlhf_gym.scripts.train_ppo", argv)
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from rlhf_gym.config import add_dataclass_arguments, dataclass_from_args
+from rlhf_gym.lm.sampling import sample_completions
 from rlhf_gym.reward_models.pipeline import train_reward_model
 from rlhf_gym.reward_models.stats import spearman
 from rlhf_gym.reward_models.trainer import RewardTrainingConfig
-from rlhf_gym.sampling import sample_completions
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
@@ -173,7 +173,7 @@ def normalise_on_policy(
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python scripts/train_reward_model.py --help``."""
-    from rlhf_gym.cli import run_script
+    from rlhf_gym.scripts.cli import run_script
 
     return run_script("rlhf_gym.scripts.train_reward_model", argv)
 

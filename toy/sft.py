@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from rlhf_gym.sampling import sample_completions as shared_sample_completions
+from rlhf_gym.lm.sampling import sample_completions as shared_sample_completions
 from rlhf_gym.toy.grammar import ToyWorld
 from rlhf_gym.toy.sft_config import SFTConfig
 from tqdm.auto import tqdm
@@ -136,7 +136,7 @@ def sample_completions(
 ) -> list[str]:
     """Pure sampling with the toy build's defaults: batches of 1000 and a progress bar.
 
-    See :func:`rlhf_gym.sampling.sample_completions`; one completion that never emitted EOS is
+    See :func:`rlhf_gym.lm.sampling.sample_completions`; one completion that never emitted EOS is
     returned as cut (and is then normally not well formed).
     """
     return shared_sample_completions(

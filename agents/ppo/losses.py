@@ -1,9 +1,9 @@
-"""The PPO loss over the tokens of a sequence minibatch (RLHF_NOTES §3)."""
+"""The PPO loss over the tokens of a sequence minibatch (see docs/ppo.md, "The loss")."""
 
 from __future__ import annotations
 
 import torch
-from rlhf_gym.agents.ppo.buffers import LMRolloutBufferSamples
+from rlhf_gym.agents.common.buffers import LMRolloutBufferSamples
 
 
 class NonFiniteLossError(FloatingPointError):

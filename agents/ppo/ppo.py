@@ -5,7 +5,7 @@ Extends SB3's PPO the sb3-contrib way: only ``_setup_model``, ``collect_rollouts
 policy's KV cache carried per env as its recurrent state (one cached forward per vector step);
 the act-time log-probs are handed to the env (``env.set_policy_logprobs``) so its KL term costs
 no second policy forward. The update evaluates whole sequences: one teacher-forced forward per
-sequence per epoch (see :mod:`rlhf_gym.agents.ppo.buffers`). Metrics: ``METRICS.md``.
+sequence per epoch (see :mod:`rlhf_gym.agents.common.buffers`). Metrics: ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from rlhf_gym.agents.ppo.buffers import LMRolloutBuffer
-from rlhf_gym.agents.ppo.checkpoint import CheckpointMixin
-from rlhf_gym.agents.ppo.env_api import env_attr, env_call
-from rlhf_gym.agents.ppo.kl_controller import (
+from rlhf_gym.agents.common.buffers import LMRolloutBuffer
+from rlhf_gym.agents.common.checkpoint import CheckpointMixin
+from rlhf_gym.agents.common.env_api import env_attr, env_call
+from rlhf_gym.agents.common.kl_controller import (
     AdaptiveKLController,
     FixedKLController,
     make_kl_controller,
 )
-from rlhf_gym.agents.ppo.losses import NonFiniteLossError, ppo_losses
-from rlhf_gym.agents.ppo.policies import (
+from rlhf_gym.agents.common.policies import (
     LMActorCriticPolicy,
     check_token_spaces,
     vocab_size_of,
 )
-from rlhf_gym.agents.ppo.stats import EpisodeTracker, objective_metrics
+from rlhf_gym.agents.common.stats import EpisodeTracker, objective_metrics
+from rlhf_gym.agents.ppo.losses import NonFiniteLossError, ppo_losses
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
@@ -45,7 +45,7 @@ class LMPPO(CheckpointMixin, PPO):
     """PPO with an LM policy, sequence minibatches and an adaptive KL coefficient.
 
     Arguments not listed are SB3 PPO's (``clip_range``, ``clip_range_vf``, ``max_grad_norm``,
-    ``target_kl``, ``ent_coef``, ...), with RLHF defaults (RLHF_NOTES §3).
+    ``target_kl``, ``ent_coef``, ...), with RLHF defaults (docs/ppo.md).
 
     Args:
         policy: ``"LMPolicy"`` or :class:`LMActorCriticPolicy`; its ``policy_kwargs`` need

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from rlhf_gym.cached_lm import CachedCausalLM
+from rlhf_gym.lm.runner import CachedCausalLM
 from transformers import PreTrainedModel
 
 

@@ -69,6 +69,6 @@ def test_script_trains_and_writes_curves(toy_like) -> None:
 
 
 def test_cli_registers_train_ppo() -> None:
-    from rlhf_gym.cli import SUBCOMMANDS
+    from rlhf_gym.scripts.cli import SUBCOMMANDS
 
     assert ("train-ppo", "rlhf_gym.scripts.train_ppo") in [(n, m) for n, m, _ in SUBCOMMANDS]

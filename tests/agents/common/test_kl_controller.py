@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from rlhf_gym.agents.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from rlhf_gym.agents.common.kl_controller import AdaptiveKLController, FixedKLController
 
 
 def test_adaptive_kl_controller_follows_ziegler() -> None:

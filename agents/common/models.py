@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gymnasium import spaces
-from rlhf_gym.dropout import disable_dropout
+from rlhf_gym.lm.dropout import disable_dropout
 from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel

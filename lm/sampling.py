@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from rlhf_gym.positions import position_ids_from_mask
+from rlhf_gym.lm.positions import position_ids_from_mask
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rlhf_gym.sampling import sample_ids
+from rlhf_gym.lm.sampling import sample_ids
 
 EOS, PAD = 1, 2
 PROMPTS = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [14, 15]]

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from rlhf_gym.agents.ppo.lora import ReferenceView, apply_lora, has_adapters
-from rlhf_gym.agents.ppo.models import (
+from rlhf_gym.agents.common.lora import ReferenceView, apply_lora, has_adapters
+from rlhf_gym.agents.common.models import (
     CRITIC_DIR,
     VALUE_HEAD_FILE,
     check_token_spaces,
@@ -30,7 +30,7 @@ from rlhf_gym.agents.ppo.models import (
     load_critic,
     vocab_size_of,
 )
-from rlhf_gym.agents.ppo.token_state import TokenCacheState
+from rlhf_gym.agents.common.token_state import TokenCacheState
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule

@@ -1,4 +1,4 @@
-"""Dropout off in a Hugging Face config, for models that score or act (RLHF_NOTES: no dropout)."""
+"""Dropout off in a Hugging Face config, for models that act or score (docs/ppo.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ import random
 
 import pytest
 import torch
-from rlhf_gym.cached_lm import CachedCausalLM
+from rlhf_gym.lm.runner import CachedCausalLM
 
 
 def _full_forward(model, ids, temperature):

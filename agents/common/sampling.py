@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from rlhf_gym.agents.ppo.policies import LMActorCriticPolicy
-from rlhf_gym.agents.ppo.stats import EpisodeTracker
+from rlhf_gym.agents.common.policies import LMActorCriticPolicy
+from rlhf_gym.agents.common.stats import EpisodeTracker
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from rlhf_gym.cached_lm import CachedCausalLM
+from rlhf_gym.lm.runner import CachedCausalLM
 
 if TYPE_CHECKING:
-    from rlhf_gym.agents.ppo.policies import LMActorCriticPolicy
+    from rlhf_gym.agents.common.policies import LMActorCriticPolicy
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Per-episode bookkeeping during a rollout, for the ``objective/`` metrics (see METRICS.md)."""
+"""Per-episode bookkeeping during a rollout, for the ``objective/`` metrics (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class EpisodeTracker:
 
 
 def objective_metrics(stats: dict[str, float], kl_coef: float) -> dict[str, float | None]:
-    """The ``objective/`` and ``time/rollout_s`` keys of METRICS.md from a rollout summary."""
+    """The ``objective/`` and ``time/rollout_s`` keys of docs/metrics.md from a rollout summary."""
     return {
         "objective/kl": stats.get("kl"),
         "objective/entropy": stats.get("entropy"),

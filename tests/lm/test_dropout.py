@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rlhf_gym.dropout import disable_dropout
+from rlhf_gym.lm.dropout import disable_dropout
 from transformers import BertConfig, EncoderDecoderConfig, GPT2Config
 
 
