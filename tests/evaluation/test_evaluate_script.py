@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-from rlhf_gym.cli import SUBCOMMANDS
 from rlhf_gym.reward_models import RewardModel, init_reward_model, load_reward_model
+from rlhf_gym.scripts.cli import SUBCOMMANDS
 from rlhf_gym.scripts.evaluate import main, read_prompts
 
 

@@ -21,7 +21,7 @@ def test_script_help_runs_stand_alone():
     importlib.util.find_spec("rlhf_gym.scripts.toy") is None, reason="toy script not landed"
 )
 def test_cli_subcommand_help(capsys):
-    from rlhf_gym.cli import main
+    from rlhf_gym.scripts.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["train-rm", "--help"])

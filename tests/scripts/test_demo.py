@@ -47,6 +47,6 @@ def test_demo_quick_writes_a_consistent_report(tmp_path: Path) -> None:
 
 
 def test_cli_registers_demo() -> None:
-    from rlhf_gym.cli import SUBCOMMANDS
+    from rlhf_gym.scripts.cli import SUBCOMMANDS
 
     assert ("demo", "rlhf_gym.scripts.demo") in [(n, m) for n, m, _ in SUBCOMMANDS]

@@ -129,7 +129,7 @@ def test_default_build_meets_its_targets():
 
 
 def test_cli_info_and_build(tiny, tiny_root, capsys):
-    from rlhf_gym.cli import main
+    from rlhf_gym.scripts.cli import main
 
     assert main(["toy", "info", "--path", str(tiny.root)]) == 0
     out = capsys.readouterr().out
@@ -145,7 +145,7 @@ def test_cli_on_a_built_world_does_not_import_torch(tiny):
     """A cache hit must stay instant: the CLI imports only the chosen subcommand's module."""
     code = (
         "import sys\n"
-        "from rlhf_gym.cli import main\n"
+        "from rlhf_gym.scripts.cli import main\n"
         f"assert main(['toy', 'info', '--path', {str(tiny.root)!r}]) == 0\n"
         "print('torch' in sys.modules)\n"
     )
