@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import torch
 from rlhf_gym.lm.device import resolve_device
+from rlhf_gym.lm.loading import vocab_size_of
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-
-def output_vocab_size(model: PreTrainedModel) -> int:
-    """The number of logits the model produces per position."""
-    head = model.get_output_embeddings()
-    if head is not None and hasattr(head, "out_features"):
-        return int(head.out_features)
-    return int(model.config.vocab_size)
 
 
 def freeze(model: PreTrainedModel, device: torch.device) -> PreTrainedModel:
@@ -48,11 +41,11 @@ class EnvModels:
                 "so pass a separate copy (copy.deepcopy(policy)) as reference_model."
             )
         self.device = resolve_device(device)
-        self.vocab_size = output_vocab_size(reference)
+        self.vocab_size = vocab_size_of(reference)
         for name, model in (("policy_model", policy), ("mask_model", mask)):
-            if model is not None and output_vocab_size(model) != self.vocab_size:
+            if model is not None and vocab_size_of(model) != self.vocab_size:
                 raise ValueError(
-                    f"{name} has {output_vocab_size(model)} logits but reference_model has "
+                    f"{name} has {vocab_size_of(model)} logits but reference_model has "
                     f"{self.vocab_size}; all models must share the policy's vocabulary."
                 )
         if len(tokenizer) > self.vocab_size:

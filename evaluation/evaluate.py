@@ -16,15 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 from rlhf_gym.evaluation.metrics import distinct_n, self_similarity, word_lengths
-from rlhf_gym.evaluation.sampling import (
-    ModelLike,
-    completion_logprobs,
-    load_causal_lm,
-    load_tokenizer,
-    sample_batch,
-    seeded_rng,
-)
+from rlhf_gym.evaluation.sampling import completion_logprobs, sample_batch, seeded_rng
 from rlhf_gym.lm.device import resolve_device
+from rlhf_gym.lm.loading import ModelLike, load_causal_lm, load_tokenizer
 from rlhf_gym.reward_models.protocol import as_reward_source, check_scores
 
 

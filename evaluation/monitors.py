@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rlhf_gym.envs.episodes import EpisodeTracker
 from rlhf_gym.evaluation.metrics import distinct_n, self_similarity, spearman, word_lengths
 from rlhf_gym.reward_models.protocol import as_reward_source, check_scores
 from stable_baselines3.common.callbacks import BaseCallback
@@ -93,7 +94,7 @@ class FailureModeMonitor(BaseCallback):
         self.episodes: list[Episode] = []
         self.baseline: dict[str, float] | None = None
         self.records: list[dict[str, float]] = []
-        self._kl_sums: dict[int, float] = {}
+        self.tracker: EpisodeTracker | None = None
         self._active: set[str] = set()
 
     def observe(
@@ -110,23 +111,20 @@ class FailureModeMonitor(BaseCallback):
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos") or []
+        if self.tracker is None or self.tracker.num_envs != len(infos):
+            self.tracker = EpisodeTracker(len(infos))
         dones = self.locals.get("dones")
-        for i, info in enumerate(infos):
-            kl = info.get("kl")
-            if kl is None and "policy_logprob" in info and "ref_logprob" in info:
-                kl = float(info["policy_logprob"]) - float(info["ref_logprob"])
-            if kl is not None:
-                self._kl_sums[i] = self._kl_sums.get(i, 0.0) + float(kl)
-            done = bool(dones[i]) if dones is not None else "completion" in info
-            if not done:
-                continue
-            kl_sum = self._kl_sums.pop(i, None)  # NaN when a step had no policy log-prob
-            kl_sum = kl_sum if kl_sum is not None and math.isfinite(kl_sum) else None
+        if dones is None:
+            dones = np.array(["completion" in info for info in infos])
+        rewards = self.locals.get("rewards")
+        rewards = np.zeros(len(infos)) if rewards is None else np.asarray(rewards, dtype=float)
+        for episode in self.tracker.step(rewards, np.asarray(dones, dtype=bool), infos):
+            info = episode["info"]
             if "completion" in info:
-                score = info.get("score")
+                score, kl = info.get("score"), episode["kl"]  # kl is NaN without a policy log-prob
                 self.episodes.append(Episode(
                     str(info.get(self.prompt_key, "")), str(info["completion"]),
-                    None if score is None else float(score), kl_sum,
+                    None if score is None else float(score), kl if math.isfinite(kl) else None,
                 ))
         return True
 

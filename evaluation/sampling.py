@@ -8,7 +8,6 @@ first EOS, and its text is the decode of the tokens before that EOS.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,23 +15,7 @@ from typing import Any
 
 import torch
 from rlhf_gym.lm.positions import position_ids_from_mask
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-ModelLike = Any  # a PreTrainedModel, or a name/path for AutoModelForCausalLM.from_pretrained
-
-
-def load_causal_lm(model: ModelLike, device: torch.device) -> torch.nn.Module:
-    """Return ``model`` (loading it when given a name or path) on ``device`` in eval mode."""
-    if isinstance(model, (str, os.PathLike)):
-        model = AutoModelForCausalLM.from_pretrained(str(model))
-    return model.to(device).eval()
-
-
-def load_tokenizer(tokenizer: Any) -> Any:
-    """Return ``tokenizer`` (loading it with AutoTokenizer when given a name or path)."""
-    if isinstance(tokenizer, (str, os.PathLike)):
-        return AutoTokenizer.from_pretrained(str(tokenizer))
-    return tokenizer
+from transformers import GenerationConfig
 
 
 @dataclass

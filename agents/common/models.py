@@ -10,25 +10,10 @@ from gymnasium import spaces
 from rlhf_gym.lm.dropout import disable_dropout
 from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModel
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 CRITIC_DIR = "critic"
-
-
-def load_causal_lm(model: str | os.PathLike | PreTrainedModel, **kwargs: Any) -> PreTrainedModel:
-    """A causal LM from a hub name, a directory or an already built model, with dropout off."""
-    if isinstance(model, nn.Module):
-        disable_dropout(model.config)
-        return model.eval()
-    config = AutoConfig.from_pretrained(model)
-    disable_dropout(config)
-    return AutoModelForCausalLM.from_pretrained(model, config=config, **kwargs).eval()
-
-
-def vocab_size_of(model: nn.Module) -> int:
-    """Width of the model's logits (its output embedding rows)."""
-    return int(model.get_output_embeddings().weight.shape[0])
 
 
 def check_token_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:

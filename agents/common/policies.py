@@ -26,11 +26,10 @@ from rlhf_gym.agents.common.models import (
     CRITIC_DIR,
     VALUE_HEAD_FILE,
     check_token_spaces,
-    load_causal_lm,
     load_critic,
-    vocab_size_of,
 )
 from rlhf_gym.agents.common.token_state import TokenCacheState
+from rlhf_gym.lm.loading import load_causal_lm, vocab_size_of
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 from rlhf_gym.agents.common.policies import LMActorCriticPolicy
-from rlhf_gym.agents.common.stats import EpisodeTracker
+from rlhf_gym.envs.episodes import EpisodeTracker
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -45,7 +45,7 @@ def sample_episodes(
             )
             env.set_policy_logprobs(log_probs.cpu().numpy())
             obs, rewards, starts, infos = env.step(actions.cpu().numpy())
-            tracker.step(entropy.cpu().numpy(), rewards, starts, infos)
+            tracker.step(rewards, starts, infos, entropy.cpu().numpy())
             for episode in tracker.finished:
                 first.setdefault(episode["env"], episode)
     finally:

@@ -27,10 +27,11 @@ from rlhf_gym.agents.common.kl_controller import (
 from rlhf_gym.agents.common.policies import (
     LMActorCriticPolicy,
     check_token_spaces,
-    vocab_size_of,
 )
-from rlhf_gym.agents.common.stats import EpisodeTracker, objective_metrics
+from rlhf_gym.agents.common.stats import objective_metrics
 from rlhf_gym.agents.ppo.losses import NonFiniteLossError, ppo_losses
+from rlhf_gym.envs.episodes import EpisodeTracker
+from rlhf_gym.lm.loading import vocab_size_of
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
@@ -215,7 +216,7 @@ class LMPPO(CheckpointMixin, PPO):
             if not callback.on_step():
                 return False
             self._update_info_buffer(infos, dones)
-            self.tracker.step(entropy.cpu().numpy(), rewards, dones, infos)
+            self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())
             # no bootstrap on truncation: the episode is over and its score was paid
             rollout_buffer.add(
                 self._last_obs,
