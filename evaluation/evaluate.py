@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 from rlhf_gym.evaluation.metrics import distinct_n, self_similarity, word_lengths
-from rlhf_gym.evaluation.sampling import completion_logprobs, sample_batch, seeded_rng
 from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.lm.loading import ModelLike, load_causal_lm, load_tokenizer
+from rlhf_gym.lm.sampling import completion_logprobs, sample_batch
 from rlhf_gym.reward_models.protocol import as_reward_source, check_scores
 
 
@@ -153,8 +153,8 @@ def evaluate_policy(
         num_samples_per_prompt: completions sampled per prompt.
         max_new_tokens: sampling budget per completion.
         temperature: sampling temperature; log-probs for the KL use the same temperature.
-        batch_size: sequences per ``generate`` call and per teacher-forced forward.
-        seed: seeds torch's RNG for the sampling (the caller's RNG state is restored).
+        batch_size: sequences sampled together and per teacher-forced forward.
+        seed: seeds the sampler's own generator (torch's global RNG is not touched).
         device: "auto", "cpu", "cuda", ...
 
     Returns:
@@ -171,19 +171,19 @@ def evaluate_policy(
 
     flat = [p for p in prompts for _ in range(num_samples_per_prompt)]
     completions, kls, num_tokens, ended = [], [], [], []
-    with seeded_rng(seed, resolved):
-        for start in range(0, len(flat), batch_size):
-            batch = sample_batch(
-                policy_model, tokenizer, flat[start : start + batch_size],
-                max_new_tokens=max_new_tokens, temperature=temperature,
-            )
-            completions += batch.completions
-            ended += batch.ended
-            num_tokens += batch.completion_mask.sum(dim=1).tolist()
-            if ref_model is not None:
-                lp = completion_logprobs(policy_model, batch, temperature)
-                ref_lp = completion_logprobs(ref_model, batch, temperature)
-                kls += (lp - ref_lp).sum(dim=1).tolist()
+    generator = torch.Generator(resolved).manual_seed(seed)
+    for start in range(0, len(flat), batch_size):
+        batch = sample_batch(
+            policy_model, tokenizer, flat[start : start + batch_size],
+            max_new_tokens=max_new_tokens, temperature=temperature, generator=generator,
+        )
+        completions += batch.completions
+        ended += batch.ended
+        num_tokens += batch.completion_mask.sum(dim=1).tolist()
+        if ref_model is not None:
+            lp = completion_logprobs(policy_model, batch, temperature)
+            ref_lp = completion_logprobs(ref_model, batch, temperature)
+            kls += (lp - ref_lp).sum(dim=1).tolist()
 
     scores = check_scores(source.score(flat, completions), len(flat), "reward_source")
     gold_scores = None

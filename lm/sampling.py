@@ -1,8 +1,13 @@
-"""Pure sampling from a causal LM that drops finished rows, shared by the toy build and the RM.
+"""The one sampler: pure sampling from a causal LM that drops finished rows.
 
-:func:`sample_ids` works on token ids; :func:`sample_completions` is the text-in, text-out wrapper
-that the toy build and reward-model normalisation both call.
+:func:`sample_ids` works on token ids. On top of it, :func:`sample_completions` returns texts
+(the toy build, reward-model normalisation, length debiasing) and :func:`sample_batch` returns
+the padded sequences that :func:`completion_logprobs` scores teacher-forced (held-out
+evaluation and its KL). Every caller tokenizes prompts with :func:`encode_prompts`, so all of
+them condition on the same ids.
 
+Sampling is pure (temperature only, no top-k or top-p): the sampled distribution is then the
+policy itself, so its KL to a reference is the KL the objective penalises (docs/objective.md).
 ``model.generate`` keeps computing every row of a batch until the last row stops, so one long
 sample makes a whole batch run to ``max_new_tokens``. Here a row that emits EOS leaves the batch
 and its KV cache (``Cache.batch_select_indices``), so the cost follows the samples' real lengths:
@@ -13,6 +18,7 @@ third of ``generate``'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,12 +40,27 @@ def _left_pad(
     return ids.to(device), mask.to(device)
 
 
+def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """Prompt ids as the env encodes them: the tokenizer's own special-token settings."""
+    return [list(ids) for ids in tokenizer(list(prompts))["input_ids"]]
+
+
+def stop_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """The ids that end a completion: the tokenizer's EOS, else the model's generation config's."""
+    eos = tokenizer.eos_token_id
+    if eos is None and model is not None:
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        raise ValueError("the tokenizer has no eos_token_id; sampling needs one to stop.")
+    return [int(e) for e in eos] if isinstance(eos, list | tuple) else [int(eos)]
+
+
 @torch.no_grad()
 def sample_ids(
     model: PreTrainedModel,
     prompts: Sequence[Sequence[int]],
     *,
-    eos_id: int,
+    eos_id: int | Sequence[int],
     pad_id: int,
     max_new_tokens: int,
     generator: torch.Generator,
@@ -50,18 +71,19 @@ def sample_ids(
     Args:
         model: a causal LM in eval mode.
         prompts: token ids per prompt (non-empty), without padding.
-        eos_id: the end-of-sequence id; a row stops after emitting it.
+        eos_id: the end-of-sequence id (or ids); a row stops after emitting one.
         pad_id: the id used to left-pad prompts (masked out).
         max_new_tokens: the longest completion.
         generator: the torch Generator every draw comes from (on the model's device).
         temperature: logits are divided by it.
 
     Returns:
-        The completion ids per prompt, ending with ``eos_id`` unless the budget ran out.
+        The completion ids per prompt, ending with an EOS id unless the budget ran out.
     """
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token to condition on.")
     device = next(model.parameters()).device
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     ids, mask = _left_pad(prompts, pad_id, device)
     positions = position_ids_from_mask(mask)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
@@ -75,7 +97,7 @@ def sample_ids(
         tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
         for row, token in zip(rows.tolist(), tokens.tolist(), strict=True):
             completions[row].append(token)
-        live = (tokens != eos_id).nonzero()[:, 0]
+        live = (~torch.isin(tokens, stops)).nonzero()[:, 0]
         if live.numel() == 0 or step == max_new_tokens - 1:
             break
         if live.numel() < rows.numel():
@@ -104,8 +126,8 @@ def sample_completions(
 
     Args:
         model: a causal LM in eval mode.
-        tokenizer: its tokenizer (pad distinct from eos); prompts are tokenized without special
-            tokens, the reward model's layout.
+        tokenizer: its tokenizer (pad distinct from eos); prompts go through
+            :func:`encode_prompts`.
         prompts: prompt texts.
         max_new_tokens: longest completion; one that never emitted EOS is returned as cut.
         batch_size: prompts sampled together.
@@ -116,15 +138,108 @@ def sample_completions(
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    eos = tokenizer.eos_token_id
+    stops = stop_ids(tokenizer, model)
     texts: list[str] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, disable=not progress):
-        batch = tokenizer(list(prompts[start : start + batch_size]), add_special_tokens=False)
-        rows = sample_ids(model, batch["input_ids"], eos_id=eos, pad_id=tokenizer.pad_token_id,
+        batch = encode_prompts(tokenizer, prompts[start : start + batch_size])
+        rows = sample_ids(model, batch, eos_id=stops, pad_id=tokenizer.pad_token_id,
                           max_new_tokens=max_new_tokens, generator=generator)
-        texts.extend(
-            tokenizer.decode(row[: row.index(eos)] if eos in row else row,
-                             skip_special_tokens=True)
-            for row in rows
-        )
+        texts.extend(_decode(tokenizer, row[: _stop_index(row, stops)]) for row in rows)
     return texts
+
+
+def _stop_index(row: Sequence[int], stops: Sequence[int]) -> int:
+    """Index of the first stop id in ``row``, or its length when it never stopped."""
+    return next((i for i, token in enumerate(row) if token in stops), len(row))
+
+
+def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
+    return tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+
+@dataclass
+class SampledBatch:
+    """Sampled sequences and where their completions are.
+
+    Attributes:
+        sequences: ``(B, P + T)`` token ids: left-padded prompt, then the sampled tokens,
+            padded after each row's EOS.
+        attention_mask: ``(B, P + T)``: 1 on real prompt tokens and on completion tokens up to
+            and including the first EOS, 0 elsewhere.
+        prompt_length: P, the padded prompt width.
+        completions: the decoded completion texts (tokens before the first EOS).
+        ended: whether each completion emitted an EOS within the budget.
+    """
+
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    prompt_length: int
+    completions: list[str]
+    ended: list[bool]
+
+    @property
+    def completion_mask(self) -> torch.Tensor:
+        """``(B, T)`` mask of the sampled completion tokens (EOS included)."""
+        return self.attention_mask[:, self.prompt_length :]
+
+
+def sample_batch(
+    model: PreTrainedModel,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    generator: torch.Generator,
+) -> SampledBatch:
+    """Sample one completion per prompt and lay the batch out for teacher-forced scoring."""
+    if tokenizer.pad_token_id is None:
+        raise ValueError(
+            "the tokenizer has no pad token; set one that differs from EOS "
+            "(e.g. tokenizer.add_special_tokens({'pad_token': '<pad>'}))."
+        )
+    device = next(model.parameters()).device
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    stops = stop_ids(tokenizer, model)
+    rows = sample_ids(model, prompt_ids, eos_id=stops, pad_id=tokenizer.pad_token_id,
+                      max_new_tokens=max_new_tokens, generator=generator, temperature=temperature)
+    ids, prompt_mask = _left_pad(prompt_ids, tokenizer.pad_token_id, device)
+    width = max(len(row) for row in rows)
+    completion = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    completion_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        completion[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        completion_mask[i, : len(row)] = 1
+    cuts = [(row, _stop_index(row, stops)) for row in rows]
+    return SampledBatch(
+        sequences=torch.cat([ids, completion.to(device)], dim=1),
+        attention_mask=torch.cat([prompt_mask, completion_mask.to(device)], dim=1),
+        prompt_length=ids.shape[1],
+        completions=[_decode(tokenizer, row[:stop]) for row, stop in cuts],
+        ended=[stop < len(row) for row, stop in cuts],
+    )
+
+
+@torch.no_grad()
+def completion_logprobs(
+    model: torch.nn.Module, batch: SampledBatch, temperature: float = 1.0
+) -> torch.Tensor:
+    """Per-token log-probs of the sampled completion tokens, with one teacher-forced forward.
+
+    Logits are divided by ``temperature`` before the log-softmax (docs/objective.md), positions
+    are counted from each row's first real token (as the sampler counts them), and tokens outside
+    :attr:`SampledBatch.completion_mask` get 0.
+
+    Returns:
+        ``(B, T)`` float32 log-probs aligned with ``batch.sequences[:, P:]``.
+    """
+    device = next(model.parameters()).device
+    ids = batch.sequences.to(device)
+    mask = batch.attention_mask.to(device)
+    positions = position_ids_from_mask(mask)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    p = batch.prompt_length
+    logits = logits[:, p - 1 : -1].float() / temperature  # logits that predicted tokens p..end
+    logprobs = torch.log_softmax(logits, dim=-1)
+    token_lp = logprobs.gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
+    return token_lp * batch.completion_mask.to(device)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from rlhf_gym.evaluation.evaluate import EvalResult, evaluate_policy
-from rlhf_gym.evaluation.sampling import completion_logprobs, sample_batch
+from rlhf_gym.lm.sampling import completion_logprobs, sample_batch
 from rlhf_gym.reward_models.protocol import CallableReward
 
 PROMPTS = ["review of the phone :", "it is", "the cat is very"]
@@ -62,9 +62,9 @@ def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone(policy, tok
 
 @torch.no_grad()
 def test_teacher_forced_logprobs_match_the_sampling_distribution(policy, tokenizer):
-    """Left padding and positions: the KL forward must see what generate saw."""
-    torch.manual_seed(0)
-    batch = sample_batch(policy, tokenizer, PROMPTS, max_new_tokens=6, temperature=0.7)
+    """Left padding and positions: the KL forward must see what the sampler saw."""
+    batch = sample_batch(policy, tokenizer, PROMPTS, max_new_tokens=6, temperature=0.7,
+                         generator=torch.Generator().manual_seed(0))
     lp = completion_logprobs(policy, batch, temperature=0.7)
     for row, prompt in enumerate(PROMPTS):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
