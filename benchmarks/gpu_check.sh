@@ -5,8 +5,8 @@ set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 # Lay out the rlhf_gym package the way pyproject's package-dir maps it, without installing.
-mkdir -p /tmp/shim && ln -sfn "$PWD/core" /tmp/shim/rlhf_gym
-for d in toy envs agents reward_models evaluation scripts; do ln -sfn "$PWD/$d" "core/$d"; done
+mkdir -p /tmp/shim && ln -sfn "$PWD/rlhf_gym" /tmp/shim/rlhf_gym
+for d in lm toy envs agents reward_models evaluation scripts training; do ln -sfn "$PWD/$d" "rlhf_gym/$d"; done
 export PYTHONPATH=/tmp/site:/tmp/shim PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"

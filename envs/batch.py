@@ -16,6 +16,7 @@ import torch
 from rlhf_gym.envs.models import EnvModels
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
 from rlhf_gym.envs.rewards import (
+    DEFAULT_KL_COEF,
     check_estimator,
     kl_term,
     score_completions,
@@ -73,7 +74,7 @@ class TextGenerationBatch:
         policy_model: PreTrainedModel | None = None,
         max_prompt_tokens: int = 64,
         max_new_tokens: int = 32,
-        kl_coef: float = 0.05,
+        kl_coef: float = DEFAULT_KL_COEF,
         kl_estimator: str = "k1",
         temperature: float = 1.0,
         missing_eos_penalty: float | None = None,
@@ -163,6 +164,13 @@ class TextGenerationBatch:
         for row in rows:
             tokens[row] = self._start_episode(row)
         self._advance(tokens, [bool(t) for t in tokens])
+
+    def row_texts(self) -> list[str]:
+        """Each row's prompt and tokens so far, decoded (the vector faces' ``render``)."""
+        return [
+            self.tokenizer.decode(self.ids[r, self.attention[r] == 1].tolist())
+            for r in range(self.num_envs)
+        ]
 
     def action_masks(self) -> np.ndarray:
         """``(N, V)`` bools: the top-p set of the mask model, or every real token without one."""

@@ -1,7 +1,7 @@
 """Prompt sources and the prompt-length policy.
 
-Prompts come from a list of strings, a Hugging Face dataset column, or the toy world. Every
-prompt is tokenized once, at construction.
+Prompts come from a list of strings, a Hugging Face dataset column, the toy world, or a file
+(:func:`read_prompts`). Every prompt is tokenized once, at construction.
 
 **Long prompts.** A prompt with more than ``max_prompt_tokens`` tokens is *left-truncated*: its
 last ``max_prompt_tokens`` tokens are kept (the end of a prompt is what the completion follows),
@@ -11,13 +11,28 @@ refuse such prompts instead.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from transformers import PreTrainedTokenizerBase
 
 PromptTruncation = Literal["left", "error"]
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Prompts from a file: JSONL (the ``"prompt"`` field of each line) or text (one per line).
+
+    Blank lines are skipped and surrounding whitespace is stripped.
+    """
+    path = Path(path)
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if path.suffix == ".jsonl":
+        return [str(json.loads(line)["prompt"]) for line in lines]
+    return lines
 
 
 def load_prompts(source: object, column: str = "prompt") -> list[str]:

@@ -21,6 +21,9 @@ from rlhf_gym.reward_models.protocol import RewardSource, check_scores
 KLEstimator = Literal["k1", "k3"]
 KL_ESTIMATORS: tuple[str, ...] = ("k1", "k3")
 
+#: β, the KL coefficient, when nobody names one: the env's, the scripts' and the demo's default.
+DEFAULT_KL_COEF = 0.15
+
 
 def check_estimator(estimator: str) -> KLEstimator:
     """Return ``estimator`` if it is a known KL estimator, else raise a clear error."""

@@ -134,8 +134,4 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
 
     def render(self, mode: str | None = None) -> str | None:
         """``"ansi"``: one line of text per env."""
-        b = self.batch
-        lines = [
-            b.tokenizer.decode(b.ids[r, b.attention[r] == 1].tolist()) for r in range(self.num_envs)
-        ]
-        return "\n".join(lines)
+        return "\n".join(self.batch.row_texts())

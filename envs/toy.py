@@ -12,9 +12,11 @@ from typing import Any
 
 from rlhf_gym.envs.text_generation import TextGenerationEnv
 from rlhf_gym.envs.vector import TextGenerationVectorEnv
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from rlhf_gym.lm.loading import load_causal_lm, load_tokenizer
+from rlhf_gym.toy.defaults import toy_defaults
 
-TOY_DEFAULTS: dict[str, Any] = {"max_prompt_tokens": 8, "kl_coef": 0.05}
+#: Toy prompts are short: "review of the <item> :" is at most 8 tokens.
+TOY_MAX_PROMPT_TOKENS = 8
 
 
 def toy_env_kwargs(
@@ -35,22 +37,17 @@ def toy_env_kwargs(
         build_kwargs: more ``build_toy_world`` arguments (``num_pairs``, ``sft_config``).
         **overrides: any :class:`~rlhf_gym.envs.TextGenerationEnv` argument.
     """
-    try:
-        from rlhf_gym.toy import GoldUtility, build_toy_world
-    except ImportError as err:  # the toy package is built in parallel
-        raise ImportError(
-            "the toy world (rlhf_gym.toy.build_toy_world) is not available; use "
-            "rlhf_gym/TextGeneration-v0 with your own models."
-        ) from err
-    artifacts = build_toy_world(out_dir, seed=world_seed, progress=False, **(build_kwargs or {}))
-    kwargs: dict[str, Any] = {**TOY_DEFAULTS}
-    kwargs["max_new_tokens"] = artifacts.sft_config.max_new_tokens  # the SFT's sampling limit
-    kwargs["tokenizer"] = AutoTokenizer.from_pretrained(str(artifacts.tokenizer_dir))
-    kwargs["reference_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir))
+    toy = toy_defaults(out_dir, world_seed=world_seed, **(build_kwargs or {}))
+    kwargs: dict[str, Any] = {
+        "max_prompt_tokens": TOY_MAX_PROMPT_TOKENS,
+        "max_new_tokens": toy.artifacts.sft_config.max_new_tokens,  # the SFT's sampling limit
+        "tokenizer": load_tokenizer(toy.tokenizer),
+        "reference_model": load_causal_lm(toy.policy),
+        "prompts": toy.train_prompts,
+        "reward": toy.gold,
+    }
     if bind_policy and "policy_model" not in overrides:
-        kwargs["policy_model"] = AutoModelForCausalLM.from_pretrained(str(artifacts.sft_dir)).eval()
-    kwargs["prompts"] = artifacts.world.train_prompts
-    kwargs["reward"] = GoldUtility()
+        kwargs["policy_model"] = load_causal_lm(toy.policy)
     kwargs.update({k: v for k, v in overrides.items() if not (k == "reward" and v is None)})
     return kwargs
 

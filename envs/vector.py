@@ -103,10 +103,7 @@ class TextGenerationVectorEnv(BatchFace, VectorEnv):
         """``"ansi"``: one line of text per row."""
         if self.render_mode != "ansi":
             return None
-        b = self.batch
-        return [
-            b.tokenizer.decode(b.ids[r, b.attention[r] == 1].tolist()) for r in range(self.num_envs)
-        ]
+        return self.batch.row_texts()
 
     def close_extras(self, **kwargs: Any) -> None:
         """Nothing to release."""

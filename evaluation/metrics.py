@@ -16,8 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import combinations
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -93,11 +92,6 @@ def word_lengths(texts: Sequence[str]) -> np.ndarray:
     return np.array([len(t.split()) for t in texts], dtype=np.int64)
 
 
-def mean_length(texts: Sequence[str]) -> float:
-    """Mean number of whitespace words per text (0.0 for an empty set)."""
-    return float(word_lengths(texts).mean()) if len(texts) else 0.0
-
-
 def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Ranks 1..N, with tied values sharing the average of the ranks they span."""
     array = np.asarray(values, dtype=np.float64)
@@ -123,9 +117,3 @@ def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
     rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = np.sqrt((rx**2).sum() * (ry**2).sum())
     return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
-
-
-def pairwise_mean(texts: Sequence[str], fn: Callable[[str, str], float] = jaccard) -> float:
-    """Mean of ``fn(a, b)`` over all unordered pairs (slow reference for small sets and tests)."""
-    pairs = list(combinations(texts, 2))
-    return float(np.mean([fn(a, b) for a, b in pairs])) if pairs else 0.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_gym.evaluation.evaluate import EvalResult
+from rlhf_gym.evaluation.held_out import EvalResult
 from rlhf_gym.evaluation.plots import write_plots
 
 NUM_SAMPLE_PROMPTS = 5

@@ -9,6 +9,7 @@ from rlhf_gym.reward_models.data import (
 from rlhf_gym.reward_models.ensemble import RewardEnsemble
 from rlhf_gym.reward_models.length_debias import LengthDebiasedReward
 from rlhf_gym.reward_models.model import init_reward_model
+from rlhf_gym.reward_models.normalise import normalise_on_policy
 from rlhf_gym.reward_models.pipeline import train_reward_model
 from rlhf_gym.reward_models.protocol import (
     CallableReward,
@@ -17,7 +18,6 @@ from rlhf_gym.reward_models.protocol import (
     check_scores,
 )
 from rlhf_gym.reward_models.reward_model import RewardModel, load_reward_model
-from rlhf_gym.reward_models.stats import spearman
 from rlhf_gym.reward_models.trainer import RewardTrainer, RewardTrainingConfig, pairwise_loss
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "init_reward_model",
     "load_preferences",
     "load_reward_model",
+    "normalise_on_policy",
     "pairwise_loss",
-    "spearman",
     "train_reward_model",
 ]

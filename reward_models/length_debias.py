@@ -12,12 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from rlhf_gym.evaluation.metrics import word_lengths
 from rlhf_gym.reward_models.protocol import RewardSource, check_scores
-
-
-def completion_lengths(completions: Sequence[str]) -> np.ndarray:
-    """Length in whitespace-separated words."""
-    return np.array([len(c.split()) for c in completions], dtype=np.float64)
 
 
 class LengthDebiasedReward:
@@ -41,7 +37,7 @@ class LengthDebiasedReward:
         Raises:
             ValueError: when all completions have the same length (no slope to estimate).
         """
-        lengths = completion_lengths(completions)
+        lengths = word_lengths(completions).astype(np.float64)
         if lengths.std() == 0:
             raise ValueError(
                 "all completions have the same length, so the length slope is undefined; "
@@ -55,4 +51,4 @@ class LengthDebiasedReward:
         """The source's scores with the length term removed."""
         raw = self.source.score(prompts, completions)
         raw = check_scores(raw, len(prompts), type(self.source).__name__)
-        return raw - self.slope * (completion_lengths(completions) - self.mean_length)
+        return raw - self.slope * (word_lengths(completions) - self.mean_length)

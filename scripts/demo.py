@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
 
@@ -40,7 +41,9 @@ class DemoConfig:
     num_envs: int = field(default=32, metadata={"help": "episodes per PPO rollout"})
     max_new_tokens: int = field(default=48, metadata={"help": "completion budget in tokens"})
     learning_rate: float = field(default=1e-4, metadata={"help": "PPO learning rate"})
-    init_kl_coef: float = field(default=0.15, metadata={"help": "KL coefficient beta to start"})
+    kl_coef: float = field(
+        default=DEFAULT_KL_COEF, metadata={"help": "KL coefficient beta the env starts with"}
+    )
     adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive KL controller"})
     kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target, nats/sequence"})
     kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
@@ -87,29 +90,21 @@ def build_world(cfg: DemoConfig) -> Any:
 
 def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
     """Train, normalise and check one reward model; returns it with its figures."""
-    from rlhf_gym.reward_models import train_reward_model
-    from rlhf_gym.scripts.train_reward_model import TrainRewardModelConfig, normalise_on_policy
+    from rlhf_gym.reward_models import RewardTrainingConfig, normalise_on_policy, train_reward_model
     from rlhf_gym.toy import GoldUtility, SimulatedLabeler
 
-    rm_cfg = TrainRewardModelConfig(
-        seed=seed,
-        epochs=cfg.rm_epochs,
-        max_new_tokens=cfg.max_new_tokens,
-        print_logs=False,
-        **({"norm_samples": 64, "check_samples": 64} if cfg.quick else {}),
-    )
     start = time.perf_counter()
     rm, metrics, held_out = train_reward_model(
         artifacts.sft_dir,
         artifacts.preferences_path,
         tokenizer=artifacts.load_tokenizer(),
-        config=rm_cfg,
-        max_length=rm_cfg.max_length,
+        config=RewardTrainingConfig(seed=seed, epochs=cfg.rm_epochs, print_logs=False),
     )
     world = artifacts.world
-    pool = world.train_prompts
+    samples = {"fit_samples": 64, "check_samples": 64} if cfg.quick else {}
     checks = normalise_on_policy(
-        rm, artifacts.load_sft_model().eval(), pool, rm_cfg, gold=GoldUtility()
+        rm, artifacts.load_sft_model(), world.train_prompts, max_new_tokens=cfg.max_new_tokens,
+        seed=seed, gold=GoldUtility(), **samples,
     )
     triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
     figures = {
@@ -152,18 +147,19 @@ def build_reward(cfg: DemoConfig, artifacts: Any, trained: dict[int, Any]) -> An
 def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dict[str, Any]]]:
     """PPO from the SFT policy against ``reward``, with the monitors attached."""
     from rlhf_gym.evaluation.monitors import default_monitors
-    from rlhf_gym.scripts.train_ppo import TrainPPOConfig, build_agent, build_envs, train
     from rlhf_gym.toy import GoldUtility
+    from rlhf_gym.training.builders import build_agent, build_env, build_evaluation
+    from rlhf_gym.training.config import TrainPPOConfig
+    from rlhf_gym.training.loop import run_iterations
+    from rlhf_gym.training.sources import PPOSources
 
     ppo_cfg = TrainPPOConfig(
-        policy=str(artifacts.sft_dir),
-        tokenizer=str(artifacts.tokenizer_dir),
         seed=cfg.seed,
         iterations=cfg.iterations,
         num_envs=cfg.num_envs,
         max_new_tokens=cfg.max_new_tokens,
         learning_rate=cfg.learning_rate,
-        init_kl_coef=cfg.init_kl_coef,
+        kl_coef=cfg.kl_coef,
         adaptive_kl=cfg.adaptive_kl,
         kl_target=cfg.kl_target,
         kl_horizon=cfg.kl_horizon,
@@ -172,30 +168,31 @@ def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dic
         batch_size=4 if cfg.quick else 8,
         eval_per_prompt=cfg.curve_samples,
     )
-    models = {
-        "policy": ppo_cfg.policy,
-        "reference": ppo_cfg.policy,
-        "tokenizer": artifacts.load_tokenizer(),
-        "prompts": artifacts.world.train_prompts,
-        "eval_prompts": artifacts.world.heldout_prompts,
-    }
-    env, eval_env = build_envs(ppo_cfg, models, reward=reward)
-    agent = build_agent(ppo_cfg, models, env)
     gold = GoldUtility()
-    history = train(
-        ppo_cfg,
-        agent,
-        eval_env,
+    sources = PPOSources(
+        policy=str(artifacts.sft_dir),
+        reference=str(artifacts.sft_dir),
+        tokenizer=artifacts.load_tokenizer(),
+        prompts=artifacts.world.train_prompts,
+        eval_prompts=artifacts.world.heldout_prompts,
         gold=gold,
-        callbacks=default_monitors(gold.score),
-        log=lambda line: print(f"  ppo {line}", flush=True),
+    )
+    env = build_env(ppo_cfg, sources, reward)
+    agent = build_agent(ppo_cfg, sources, env)
+    evaluation = build_evaluation(
+        ppo_cfg, sources, reward, env, log=lambda line: print(f"  ppo {line}", flush=True)
+    )
+    history = run_iterations(
+        agent, cfg.iterations, evaluation, callbacks=default_monitors(gold.score)
     )
     return agent, history
 
 
-def evaluate(cfg: DemoConfig, artifacts: Any, policy: Any, reward: Any, seed: int) -> Any:
+def evaluate_held_out(
+    cfg: DemoConfig, artifacts: Any, policy: Any, reward: Any, seed: int
+) -> Any:
     """Held-out evaluation against the reward, the gold utility and the SFT reference."""
-    from rlhf_gym.evaluation.evaluate import evaluate_policy
+    from rlhf_gym.evaluation.held_out import evaluate_policy
     from rlhf_gym.toy import GoldUtility
 
     return evaluate_policy(
@@ -219,10 +216,12 @@ def run_one(cfg: DemoConfig, artifacts: Any, out: Path, trained: dict[int, Any])
     print(f"[demo] {out.name}: reward model", flush=True)
     reward = build_reward(cfg, artifacts, trained)
     print(f"[demo] {out.name}: PPO ({cfg.iterations} iterations)", flush=True)
-    before = evaluate(cfg, artifacts, artifacts.load_sft_model(), reward, seed=cfg.seed + 100)
+    before = evaluate_held_out(
+        cfg, artifacts, artifacts.load_sft_model(), reward, seed=cfg.seed + 100
+    )
     agent, history = run_ppo(cfg, artifacts, reward)
     agent.save(out / "agent")
-    after = evaluate(cfg, artifacts, agent.policy.model, reward, seed=cfg.seed + 100)
+    after = evaluate_held_out(cfg, artifacts, agent.policy.model, reward, seed=cfg.seed + 100)
     rm = trained[cfg.seed][1]
     return write_report(
         out,
@@ -238,12 +237,12 @@ def run_one(cfg: DemoConfig, artifacts: Any, out: Path, trained: dict[int, Any])
 
 def compare_configs(cfg: DemoConfig) -> dict[str, DemoConfig]:
     """Baseline (low fixed beta, verbosity-biased labels) and each mitigation, same seeds."""
-    base = dataclasses.replace(cfg, compare=False, init_kl_coef=0.02, adaptive_kl=False)
+    base = dataclasses.replace(cfg, compare=False, kl_coef=0.02, adaptive_kl=False)
     return {
         "baseline": base,
         "length_debiased": dataclasses.replace(base, length_debias=True),
         "ensemble": dataclasses.replace(base, ensemble=3),
-        "adaptive_kl": dataclasses.replace(base, init_kl_coef=0.1, adaptive_kl=True),
+        "adaptive_kl": dataclasses.replace(base, kl_coef=0.1, adaptive_kl=True),
     }
 
 

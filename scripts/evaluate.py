@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rlhf_gym.envs.prompts import read_prompts
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
 TOY_PROMPTS = "toy-heldout"
@@ -62,15 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser, EvaluateConfig)
 
 
-def read_prompts(path: str | Path) -> list[str]:
-    """Prompts from a text file (one per non-empty line) or JSONL (the "prompt" field)."""
-    path = Path(path)
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".jsonl":
-        return [str(json.loads(line)["prompt"]) for line in lines]
-    return lines
-
-
 def _uses_toy(cfg: EvaluateConfig) -> bool:
     """Whether any setting is left to its toy-world default."""
     return (not cfg.policy or cfg.prompts == TOY_PROMPTS
@@ -85,12 +77,11 @@ def resolve(cfg: EvaluateConfig) -> dict[str, Any]:
     """
     toy: dict[str, Any] = {}
     if _uses_toy(cfg):
-        from rlhf_gym.toy import GoldUtility, ToyWorld, build_toy_world
+        from rlhf_gym.toy import toy_defaults
 
-        artifacts = build_toy_world(cfg.toy_dir or None)
-        world = getattr(artifacts, "world", None) or ToyWorld()
-        toy = {"sft": str(artifacts.sft_dir), "tokenizer": str(artifacts.tokenizer_dir),
-               "prompts": list(world.heldout_prompts), "gold": GoldUtility()}
+        found = toy_defaults(cfg.toy_dir, progress=True)
+        toy = {"sft": found.policy, "tokenizer": found.tokenizer,
+               "prompts": found.heldout_prompts, "gold": found.gold}
     policy = cfg.policy or toy["sft"]
     reference = None if cfg.reference == "none" else cfg.reference or toy.get("sft")
     prompts = toy["prompts"] if cfg.prompts == TOY_PROMPTS else read_prompts(cfg.prompts)
@@ -112,7 +103,7 @@ def resolve(cfg: EvaluateConfig) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, and write JSON when asked; returns the exit status."""
-    from rlhf_gym.evaluation.evaluate import evaluate_policy  # torch only past --help
+    from rlhf_gym.evaluation.held_out import evaluate_policy
 
     cfg = dataclass_from_args(EvaluateConfig, args)
     src = resolve(cfg)

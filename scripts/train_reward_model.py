@@ -16,13 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-from rlhf_gym.lm.sampling import sample_completions
+from rlhf_gym.lm.loading import load_causal_lm, load_tokenizer
+from rlhf_gym.reward_models.normalise import normalise_on_policy
 from rlhf_gym.reward_models.pipeline import train_reward_model
-from rlhf_gym.reward_models.stats import spearman
 from rlhf_gym.reward_models.trainer import RewardTrainingConfig
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 @dataclass
@@ -65,32 +63,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_sources(cfg: TrainRewardModelConfig) -> dict[str, Any]:
     """Base model, tokenizer, preferences, prompts for sampling, and the toy extras (or None)."""
     if cfg.preferences and cfg.base_model:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
         return {
             "base": cfg.base_model,
-            "tokenizer": tokenizer,
+            "tokenizer": load_tokenizer(cfg.base_model),
             "preferences": cfg.preferences,
             "prompts": None,
             "gold": None,
             "labeler": None,
         }
-    from rlhf_gym.toy import GoldUtility, SimulatedLabeler, ToyWorld, build_toy_world
+    from rlhf_gym.toy import toy_defaults
 
-    artifacts = build_toy_world(cfg.toy_dir or None, seed=cfg.seed, num_pairs=cfg.num_pairs)
-    world = getattr(artifacts, "world", None) or ToyWorld()
-    labeler = getattr(artifacts, "labeler", None) or SimulatedLabeler(world)
+    toy = toy_defaults(cfg.toy_dir, world_seed=cfg.seed, progress=True, num_pairs=cfg.num_pairs)
     return {
-        "base": cfg.base_model or str(artifacts.sft_dir),
-        "tokenizer": AutoTokenizer.from_pretrained(str(artifacts.tokenizer_dir)),
-        "preferences": cfg.preferences or str(artifacts.preferences_path),
-        "prompts": world.train_prompts + world.heldout_prompts,
-        "gold": GoldUtility(),
-        "labeler": labeler,
+        "base": cfg.base_model or toy.policy,
+        "tokenizer": load_tokenizer(toy.tokenizer),
+        "preferences": cfg.preferences or toy.preferences,
+        "prompts": toy.train_prompts + toy.heldout_prompts,
+        "gold": toy.gold,
+        "labeler": toy.labeler,
     }
-
-
-def _sample_prompts(pool: list[str], n: int, seed: int) -> list[str]:
-    return [pool[i] for i in np.random.default_rng(seed).integers(0, len(pool), size=n)]
 
 
 def _report(name: str, value: float) -> None:
@@ -123,8 +114,11 @@ def run(args: argparse.Namespace) -> int:
         triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
         _report("labeler Bayes ceiling (same pairs)", src["labeler"].bayes_accuracy(triples))
     pool = src["prompts"] or sorted({p.prompt for p in held_out})
-    policy = AutoModelForCausalLM.from_pretrained(src["base"]).eval()
-    check = normalise_on_policy(rm, policy, pool, cfg, gold=src["gold"])
+    check = normalise_on_policy(
+        rm, load_causal_lm(src["base"]), pool, fit_samples=cfg.norm_samples,
+        check_samples=cfg.check_samples, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+        gold=src["gold"],
+    )
     print(
         f"normalisation: gain {check['gain']:.4f}, bias {check['bias']:.4f}; "
         f"on {cfg.check_samples} fresh SFT samples:"
@@ -137,38 +131,6 @@ def run(args: argparse.Namespace) -> int:
     rm.save_pretrained(cfg.out)
     print(f"saved to {cfg.out} (load with rlhf_gym.reward_models.load_reward_model)")
     return 0
-
-
-def normalise_on_policy(
-    rm: Any, policy: Any, pool: list[str], cfg: TrainRewardModelConfig, gold: Any = None
-) -> dict[str, float]:
-    """Fit gain and bias on one set of policy samples, then check them on a fresh set.
-
-    Returns:
-        ``gain``, ``bias``, the fresh set's ``mean`` and ``std`` (targets 0 and 1), and the
-        Spearman correlation of the scores with completion length (the verbosity the reward
-        model learned) and, when ``gold`` is given, with the gold utility.
-    """
-    fit_prompts = _sample_prompts(pool, cfg.norm_samples, cfg.seed + 1)
-    fit = sample_completions(
-        policy, rm.tokenizer, fit_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 1
-    )
-    gain, bias = rm.fit_normalisation(fit_prompts, fit)
-    check_prompts = _sample_prompts(pool, cfg.check_samples, cfg.seed + 2)
-    check = sample_completions(
-        policy, rm.tokenizer, check_prompts, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + 2
-    )
-    scores = rm.score(check_prompts, check)
-    result = {
-        "gain": gain,
-        "bias": bias,
-        "mean": float(scores.mean()),
-        "std": float(scores.std()),
-        "spearman_length": spearman(scores, [len(c.split()) for c in check]),
-    }
-    if gold is not None:
-        result["spearman_gold"] = spearman(scores, gold.score(check_prompts, check))
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ preference data and returns a :class:`ToyArtifacts`.
 
 from rlhf_gym.toy.build import CACHE_VERSION, ToyArtifacts, build_toy_world, load_toy_world
 from rlhf_gym.toy.cache import ToyCacheError, default_cache_root
+from rlhf_gym.toy.defaults import ToyDefaults, toy_defaults
 from rlhf_gym.toy.gold import GoldUtility, gold_utility, utility_terms
 from rlhf_gym.toy.grammar import ToyWorld, WorldConfig
 from rlhf_gym.toy.labeler import SimulatedLabeler
@@ -47,6 +48,7 @@ __all__ = [
     "SimulatedLabeler",
     "ToyArtifacts",
     "ToyCacheError",
+    "ToyDefaults",
     "ToyWorld",
     "WorldConfig",
     "build_tokenizer",
@@ -58,6 +60,7 @@ __all__ = [
     "load_toy_world",
     "parse",
     "sample_completions",
+    "toy_defaults",
     "train_sft",
     "utility_terms",
 ]

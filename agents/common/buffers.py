@@ -1,4 +1,4 @@
-"""A rollout buffer that hands PPO whole token sequences instead of single transitions.
+"""A rollout buffer that hands an LM agent whole token sequences, not single transitions.
 
 Steps are stored as SB3 stores them (``(n_steps, n_envs)`` arrays, observations included). After
 GAE, each env's column is cut into *segments* at episode starts: an episode, or the part of one

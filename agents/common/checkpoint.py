@@ -1,4 +1,4 @@
-"""Checkpoints of :class:`~rlhf_gym.agents.ppo.LMPPO`: a HF directory plus SB3's zip.
+"""Checkpoints of an LM agent (:class:`~rlhf_gym.agents.common.LMOnPolicyAlgorithm`).
 
 ``save(path)`` writes a directory::
 
@@ -93,7 +93,10 @@ class CheckpointMixin:
         """
         path = Path(path)
         if not (path / AGENT_ZIP).is_file():
-            raise FileNotFoundError(f"{path / AGENT_ZIP} not found: not an LMPPO checkpoint.")
+            raise FileNotFoundError(
+                f"{path / AGENT_ZIP} not found: not a {cls.__name__} checkpoint directory "
+                "(one written by save())."
+            )
         return super().load(  # type: ignore[misc]
             path / AGENT_ZIP,
             env=env,

@@ -1,4 +1,4 @@
-"""The duck-typed env hooks LMPPO uses (like sb3-contrib's ``action_masks``), with clear errors.
+"""The duck-typed env hooks LM agents use (like sb3-contrib's ``action_masks``), clear errors.
 
 ``set_policy_logprobs``, ``set_kl_coef``, ``get_kl_coef``, ``load_reference_state_dict`` and the
 ``temperature`` attribute of :class:`rlhf_gym.envs.TextGenerationVecEnv`, reached through any
@@ -18,8 +18,8 @@ def env_call(env: VecEnv, name: str, *args: Any) -> Any:
         method = getattr(env, name)
     except AttributeError as err:
         raise TypeError(
-            f"{type(env).__name__} has no {name}(); LMPPO needs rlhf_gym.envs.TextGenerationVecEnv "
-            "(or a VecEnv with the same handover methods)."
+            f"{type(env).__name__} has no {name}(); LM agents need "
+            "rlhf_gym.envs.TextGenerationVecEnv (or a VecEnv with the same handover methods)."
         ) from err
     return method(*args)
 
@@ -30,5 +30,6 @@ def env_attr(env: VecEnv, name: str) -> Any:
         return getattr(env, name)
     except AttributeError as err:
         raise TypeError(
-            f"{type(env).__name__} has no {name!r}; LMPPO needs rlhf_gym.envs.TextGenerationVecEnv."
+            f"{type(env).__name__} has no {name!r}; LM agents need "
+            "rlhf_gym.envs.TextGenerationVecEnv."
         ) from err

@@ -1,7 +1,8 @@
 """KL-coefficient controllers: fixed, or Ziegler et al.'s (2019) adaptive proportional rule.
 
-The controller owns beta; the agent pushes it into the env with ``env.set_kl_coef`` after each
-update, since the env computes the KL part of the reward.
+β is the env's ``kl_coef`` (it computes the KL part of the reward). The agent's controller
+starts from the env's value (``env.get_kl_coef()``) and sets the new one with
+``env.set_kl_coef`` after each update.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class AdaptiveKLController:
         if self.value <= 0 or self.target <= 0 or self.horizon <= 0:
             raise ValueError(
                 f"adaptive KL needs beta, target and horizon > 0; got {self.value}, "
-                f"{self.target}, {self.horizon}."
+                f"{self.target}, {self.horizon}. Beta is the env's kl_coef: set it > 0, or "
+                "pass adaptive_kl=False."
             )
 
     def update(self, current_kl: float, n_steps: int) -> float:

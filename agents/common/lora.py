@@ -1,9 +1,8 @@
 """Optional LoRA adapters through peft: the reference is the base weights with adapters off.
 
-With LoRA there is no second copy of the model. The policy computes reference log-probs with
-``model.disable_adapter()``; the env gets the same thing through
-:func:`reference_view`, a module that shares the policy's weights and runs them with the
-adapters disabled, passed to the env in place of a reference model.
+With LoRA there is no second copy of the model. The env gets the reference as a
+:class:`ReferenceView` (from ``LMActorCriticPolicy.reference_view()``), a module that shares the
+policy's weights and runs them with ``disable_adapter()``, passed in place of a reference model.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,8 +27,9 @@ from rlhf_gym.agents.common.models import (
     check_token_spaces,
     load_critic,
 )
-from rlhf_gym.agents.common.token_state import TokenCacheState
+from rlhf_gym.agents.common.token_state import TokenCacheState, TokenStep, new_tokens
 from rlhf_gym.lm.loading import load_causal_lm, vocab_size_of
+from rlhf_gym.lm.runner import CachedCausalLM
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -207,7 +207,7 @@ class LMActorCriticPolicy(BasePolicy):
             return super().predict(observation, None, episode_start, deterministic)
         obs_tensor, _ = self.obs_to_tensor(observation)
         with torch.no_grad():
-            step = state.advance(obs_tensor, episode_start)
+            step = self.advance(state, obs_tensor, episode_start)
             actions = self.sample(step.logits, deterministic)
         return actions.cpu().numpy(), state
 
@@ -215,13 +215,53 @@ class LMActorCriticPolicy(BasePolicy):
 
     def initial_state(self, num_envs: int) -> TokenCacheState:
         """A fresh per-env KV-cache state for ``num_envs`` rows (the recurrent state)."""
-        return TokenCacheState(self, num_envs)
+        actor = CachedCausalLM(
+            self.model,
+            num_envs,
+            temperature=self.temperature,
+            output_hidden=self.critic_trunk is None,
+        )
+        critic = None
+        if self.critic_trunk is not None:
+            critic = CachedCausalLM(self.critic_trunk, num_envs, output_hidden=True)
+        return TokenCacheState(actor, critic, np.zeros(num_envs, dtype=np.int64))
+
+    def advance(
+        self,
+        state: TokenCacheState,
+        obs: PyTorchObs,
+        episode_starts: np.ndarray | None = None,
+    ) -> TokenStep:
+        """Bring every row of ``state`` up to its observation with one cached forward.
+
+        Args:
+            state: the per-env caches (from :meth:`initial_state`); updated in place.
+            obs: the env's observation batch (``input_ids``, ``attention_mask``).
+            episode_starts: per env, whether the observation starts a new episode.
+
+        Returns:
+            The temperature-scaled logits and the values at each row's last token.
+        """
+        assert isinstance(obs, dict), "pass the env's Dict observation (input_ids, attention_mask)."
+        tokens, resets, state.lengths = new_tokens(
+            state.lengths,
+            obs["input_ids"].detach().cpu().numpy(),
+            obs["attention_mask"].detach().cpu().numpy(),
+            episode_starts,
+        )
+        with self.autocast():
+            step = state.actor.advance(tokens, resets)
+            hidden = step.hidden
+            if state.critic is not None:
+                hidden = state.critic.advance(tokens, resets).hidden
+        assert hidden is not None
+        return TokenStep(step.logits, self.value_of(hidden))
 
     def act(
         self, state: TokenCacheState, obs: PyTorchObs, episode_starts: np.ndarray | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One cached step: actions, values, log-probs and entropies of the sampled tokens."""
-        step = state.advance(obs, episode_starts)
+        step = self.advance(state, obs, episode_starts)
         log_dist = torch.log_softmax(step.logits, dim=-1)
         actions = self.sample(step.logits)
         log_probs = log_dist.gather(1, actions[:, None]).squeeze(1)
@@ -265,26 +305,9 @@ class LMActorCriticPolicy(BasePolicy):
         """Whether the policy trains LoRA adapters on frozen base weights."""
         return has_adapters(self.model)
 
-    @contextlib.contextmanager
-    def adapters_disabled(self) -> Iterator[None]:
-        """Run the base weights only (the LoRA reference)."""
-        if not self.has_lora:
-            raise ValueError("the policy has no LoRA adapters; its reference lives in the env.")
-        with self.model.disable_adapter():
-            yield
-
     def reference_view(self) -> ReferenceView:
         """The LoRA reference as a module to give the env: shared weights, adapters disabled."""
         return ReferenceView(self.model)
-
-    @torch.no_grad()
-    def reference_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Temperature-scaled next-token log-probs ``(B, L, V)`` of the LoRA reference."""
-        with self.adapters_disabled(), self.autocast():
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-        return torch.log_softmax(logits.float() / self.temperature, dim=-1)
 
     # -- persistence -------------------------------------------------------------------------
 

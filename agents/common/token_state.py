@@ -1,7 +1,9 @@
-"""The policy's recurrent state during a rollout: one KV cache row per env.
+"""The policy's recurrent state during a rollout: one KV cache row per env, as plain data.
 
-Like RecurrentPPO's LSTM states, the state is carried from step to step and a row is reset on
-its env's episode start. Each step feeds only the tokens an observation adds to what the row has
+Like RecurrentPPO's ``RNNStates``, the state is carried from step to step and a row is reset on
+its env's episode start; the policy advances it
+(:meth:`~rlhf_gym.agents.common.policies.LMActorCriticPolicy.advance`), the state never calls
+back into the policy. Each step feeds only the tokens an observation adds to what the row has
 already seen (one action, or the whole prompt after a reset), so a vector step costs one cached
 forward of the policy (plus one of a separate critic, if any), never a re-encoding.
 """
@@ -9,14 +11,10 @@ forward of the policy (plus one of a separate critic, if any), never a re-encodi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from rlhf_gym.lm.runner import CachedCausalLM
-
-if TYPE_CHECKING:
-    from rlhf_gym.agents.common.policies import LMActorCriticPolicy
 
 
 @dataclass
@@ -27,71 +25,61 @@ class TokenStep:
     values: torch.Tensor
 
 
+@dataclass
 class TokenCacheState:
-    """Per-env KV caches of the policy (and critic) kept in step with the env's observations.
+    """Per-env KV caches of the policy (and critic), kept in step with the env's observations.
 
-    Args:
-        policy: the policy whose LM (and critic trunk) are run.
-        num_envs: number of rows.
+    Attributes:
+        actor: the cached runner of the policy LM (one row per env).
+        critic: the cached runner of a separate critic trunk, or None (values from the actor).
+        lengths: ``(N,)`` int64, how many tokens each row has seen (0: nothing yet).
     """
 
-    def __init__(self, policy: LMActorCriticPolicy, num_envs: int) -> None:
-        self.policy = policy
-        self.num_envs = num_envs
-        self.actor = CachedCausalLM(
-            policy.model,
-            num_envs,
-            temperature=policy.temperature,
-            output_hidden=policy.critic_trunk is None,
-        )
-        self.critic = None
-        if policy.critic_trunk is not None:
-            self.critic = CachedCausalLM(policy.critic_trunk, num_envs, output_hidden=True)
-        self.lengths = np.zeros(num_envs, dtype=np.int64)  # tokens each row has seen
+    actor: CachedCausalLM
+    critic: CachedCausalLM | None
+    lengths: np.ndarray
 
-    @property
-    def num_forwards(self) -> int:
-        """Cached forwards of the policy LM so far."""
-        return self.actor.num_forwards
 
-    def _new_tokens(
-        self, ids: np.ndarray, mask: np.ndarray, episode_starts: np.ndarray | None
-    ) -> tuple[list[list[int]], list[bool]]:
-        """Per row, the ids to feed and whether to reset, from the observation."""
-        tokens: list[list[int]] = []
-        resets: list[bool] = []
-        lengths = mask.sum(axis=1)
-        for row in range(self.num_envs):
-            reset = self.lengths[row] == 0 or bool(
-                episode_starts is not None and episode_starts[row]
+def new_tokens(
+    lengths: np.ndarray,
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    episode_starts: np.ndarray | None = None,
+) -> tuple[list[list[int]], list[bool], np.ndarray]:
+    """What an observation adds to each row: the ids to feed, whether to reset, the new counts.
+
+    A row resets when it has seen nothing yet or its episode starts; it is then fed its whole
+    observation, else only the tokens past what it has seen.
+
+    Args:
+        lengths: ``(N,)`` tokens each row has seen (left unchanged).
+        input_ids: ``(N, W)`` the observation's ids, left-aligned.
+        attention_mask: ``(N, W)`` 1 on real tokens.
+        episode_starts: per row, whether the observation starts a new episode.
+
+    Returns:
+        Per row the ids to feed and whether to reset, and the ``(N,)`` counts afterwards.
+
+    Raises:
+        ValueError: when a row's observation is shorter than what it has seen and no episode
+            start says so.
+
+    Example:
+        >>> ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]])
+        >>> new_tokens(np.array([2, 3]), ids, (ids > 0).astype(int), np.array([False, True]))
+        ([[7], [8, 9]], [False, True], array([3, 2]))
+    """
+    counts = attention_mask.sum(axis=1).astype(np.int64)
+    tokens: list[list[int]] = []
+    resets: list[bool] = []
+    for row, (seen, count) in enumerate(zip(lengths.tolist(), counts.tolist(), strict=True)):
+        reset = seen == 0 or bool(episode_starts is not None and episode_starts[row])
+        start = 0 if reset else seen
+        if count < start:
+            raise ValueError(
+                f"env {row}'s observation has {count} tokens but the cache already holds "
+                f"{start}; mark the env's episode start so its row is reset."
             )
-            start = 0 if reset else int(self.lengths[row])
-            if lengths[row] < start:
-                raise ValueError(
-                    f"env {row}'s observation has {lengths[row]} tokens but the cache already "
-                    f"holds {start}; mark the env's episode start so its row is reset."
-                )
-            tokens.append(ids[row, start : lengths[row]].tolist())
-            resets.append(reset)
-            self.lengths[row] = lengths[row]
-        return tokens, resets
-
-    def advance(
-        self, obs: dict[str, torch.Tensor], episode_starts: np.ndarray | None = None
-    ) -> TokenStep:
-        """Bring every row up to its observation with one cached forward; logits and values.
-
-        Args:
-            obs: the env's observation batch (``input_ids``, ``attention_mask``).
-            episode_starts: per env, whether the observation starts a new episode.
-        """
-        ids = obs["input_ids"].detach().cpu().numpy()
-        mask = obs["attention_mask"].detach().cpu().numpy()
-        tokens, resets = self._new_tokens(ids, mask, episode_starts)
-        with self.policy.autocast():
-            step = self.actor.advance(tokens, resets)
-            hidden = step.hidden
-            if self.critic is not None:
-                hidden = self.critic.advance(tokens, resets).hidden
-        assert hidden is not None
-        return TokenStep(step.logits, self.policy.value_of(hidden))
+        tokens.append(input_ids[row, start:count].tolist())
+        resets.append(reset)
+    return tokens, resets, counts

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import torch
 from rlhf_gym.agents.common.buffers import LMRolloutBufferSamples
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss or gradient norm became NaN or inf; training stops before applying it."""
-
-
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over the True entries of ``mask`` (padding may hold anything)."""
-    return torch.where(mask, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1)
+from rlhf_gym.agents.common.utils import masked_mean
 
 
 def ppo_losses(

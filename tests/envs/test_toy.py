@@ -11,6 +11,7 @@ import pytest
 import rlhf_gym.envs  # noqa: F401  (registers the env ids)
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from rlhf_gym.envs import TextGenerationEnv, TextGenerationVectorEnv
+from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 toy = pytest.importorskip("rlhf_gym.toy")
@@ -37,7 +38,7 @@ def test_toy_env_needs_no_arguments_and_passes_both_checkers(toy_kwargs):
     env = gym.make("rlhf_gym/ToyTextGeneration-v0", render_mode="ansi", **toy_kwargs)
     base = env.unwrapped
     assert isinstance(base, TextGenerationEnv)
-    assert base.get_kl_coef() == 0.05 and base.batch.models.policy is not None
+    assert base.get_kl_coef() == DEFAULT_KL_COEF and base.batch.models.policy is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gym_check_env(base, skip_render_check=False)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from rlhf_gym.evaluation.evaluate import EvalResult, evaluate_policy
+from rlhf_gym.evaluation.held_out import EvalResult, evaluate_policy
 from rlhf_gym.lm.sampling import completion_logprobs, sample_batch
 from rlhf_gym.reward_models.protocol import CallableReward
 

@@ -2,7 +2,7 @@ import json
 import math
 
 import pytest
-from rlhf_gym.evaluation.evaluate import EvalResult
+from rlhf_gym.evaluation.held_out import EvalResult
 from rlhf_gym.evaluation.report import (
     RunSummary,
     markdown_to_html,

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from rlhf_gym.reward_models import RewardTrainingConfig, pairwise_loss, spearman, train_reward_model
+from rlhf_gym.reward_models import RewardTrainingConfig, pairwise_loss, train_reward_model
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
@@ -65,9 +65,3 @@ def test_training_skips_and_counts_bad_rows(sft_dir, tmp_path):
         sft_dir, rows, config=config, skip_invalid=True, output_dir=str(tmp_path)
     )
     assert metrics["skipped_rows"] == 2 and metrics["train_pairs"] + metrics["eval_pairs"] == 40
-
-
-def test_spearman_matches_definition():
-    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)
-    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))

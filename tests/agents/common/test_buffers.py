@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from gymnasium import spaces
-from rlhf_gym.agents.ppo import LMRolloutBuffer
+from rlhf_gym.agents.common import LMRolloutBuffer
 
 W = 8
 

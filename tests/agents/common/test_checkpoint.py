@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from rlhf_gym.agents.ppo import LMPPO, NonFiniteLossError
+from rlhf_gym.agents.common import NonFiniteLossError
+from rlhf_gym.agents.ppo import LMPPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from rlhf_gym.agents.common.kl_controller import AdaptiveKLController, FixedKLController
+from rlhf_gym.agents.common.kl_controller import AdaptiveKLController
 
 
 def test_adaptive_kl_controller_follows_ziegler() -> None:
@@ -10,7 +10,6 @@ def test_adaptive_kl_controller_follows_ziegler() -> None:
     before = ctl.value
     assert ctl.update(5.7, 100) == pytest.approx(before * (1 - 0.05 * 0.01))
     assert ctl.update(0.0, 100) == pytest.approx(before * (1 - 0.05 * 0.01) * (1 - 0.2 * 0.01))
-    assert FixedKLController(0.05).update(100.0, 10) == 0.05
 
 
 def test_adaptive_kl_controller_rejects_bad_settings() -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from rlhf_gym.agents.ppo import LMPPO, LMActorCriticPolicy
+from rlhf_gym.agents.common import LMActorCriticPolicy
+from rlhf_gym.agents.ppo import LMPPO
 from stable_baselines3.common.env_util import make_vec_env
 
 
@@ -73,29 +74,33 @@ def test_lora_trains_adapters_and_reference_is_base(lm_factory, env_factory) -> 
     assert policy.has_lora
     base = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora" not in n}
     ids = torch.tensor([[3, 4, 5, 6, 7]])
-    mask = torch.ones_like(ids)
-    original = torch.log_softmax(lm_factory("gpt2")(input_ids=ids).logits, -1)
+    with torch.no_grad():
+        original = lm_factory("gpt2")(input_ids=ids).logits  # the model before LoRA
     agent.learn(agent.n_steps * agent.n_envs)
     for name, param in policy.model.named_parameters():
         if name in base:
             assert torch.equal(param, base[name]), name
-    torch.testing.assert_close(policy.reference_logprobs(ids, mask), original)
-    trained = torch.log_softmax(policy.model(input_ids=ids).logits, -1)
+    torch.testing.assert_close(policy.reference_view()(input_ids=ids).logits, original)
+    with torch.no_grad():
+        trained = policy.model(input_ids=ids).logits
     assert not torch.allclose(trained, original)
 
 
 def test_lora_reference_view_serves_as_env_reference(lm_factory, env_factory) -> None:
     agent = lora_agent(lm_factory, env_factory)
-    view = agent.policy.reference_view()
+    policy: LMActorCriticPolicy = agent.policy
+    view = policy.reference_view()
     env = env_factory(lm_factory("gpt2"), reference=view)  # the env freezes its reference
     agent.set_env(env)
-    agent.learn(agent.n_steps * agent.n_envs)  # adapters still train
-    assert any(p.requires_grad for p in agent.policy.model.parameters())
+    agent.learn(agent.n_steps * agent.n_envs)  # adapters start at zero: policy == reference
+    assert agent.last_metrics["objective/kl"] == pytest.approx(0.0, abs=1e-5)
+    assert any(p.requires_grad for p in policy.model.parameters())  # adapters still train
     ids = torch.tensor([[3, 4, 5]])
-    torch.testing.assert_close(
-        torch.log_softmax(view(input_ids=ids).logits, -1),
-        agent.policy.reference_logprobs(ids, torch.ones_like(ids)),
-    )
+    with torch.no_grad(), policy.model.disable_adapter():
+        base = policy.model(input_ids=ids).logits
+    torch.testing.assert_close(view(input_ids=ids).logits, base)
+    agent.learn(agent.n_steps * agent.n_envs, reset_num_timesteps=False)
+    assert agent.last_metrics["objective/kl"] > 1e-4  # the trained policy left the reference
 
 
 def test_lora_checkpoint_round_trip(lm_factory, env_factory, tmp_path) -> None:

@@ -70,7 +70,7 @@ def test_forward_counts_rollout_and_update(agent_factory) -> None:
     collect(agent)
     # one cached forward per vector step, none to bootstrap when every episode ended with it
     rollout_calls = counter.calls
-    assert agent._rollout_state.num_forwards == rollout_calls
+    assert agent._rollout_state.actor.num_forwards == rollout_calls
     assert rollout_calls == agent.n_steps + (0 if agent._last_episode_starts.all() else 1)
     counter.calls = counter.rows = 0
     agent.train()
@@ -80,7 +80,7 @@ def test_forward_counts_rollout_and_update(agent_factory) -> None:
 
 
 def test_kl_coefficient_drives_env(agent_factory) -> None:
-    agent = agent_factory(init_kl_coef=0.3, kl_target=6.0, kl_horizon=100)
+    agent = agent_factory(env_kwargs={"kl_coef": 0.3}, kl_target=6.0, kl_horizon=100)
     assert agent.env.get_kl_coef() == pytest.approx(0.3)
     agent.learn(agent.n_steps * agent.n_envs)
     metrics = agent.last_metrics
@@ -89,6 +89,21 @@ def test_kl_coefficient_drives_env(agent_factory) -> None:
     expected = 0.3 * (1 - 0.2 * metrics["objective/episodes"] / 100)
     assert agent.env.get_kl_coef() == pytest.approx(expected)
     assert agent.kl_ctl.value == pytest.approx(expected)
+
+
+def test_fixed_kl_keeps_the_env_beta(agent_factory) -> None:
+    agent = agent_factory(env_kwargs={"kl_coef": 0.3}, adaptive_kl=False, learning_rate=1e-2)
+    for _ in range(2):  # the second rollout has a KL: an adaptive controller would move beta
+        agent.learn(agent.n_steps * agent.n_envs, reset_num_timesteps=False)
+        assert agent.env.get_kl_coef() == 0.3
+        assert agent.last_metrics["objective/kl_coef"] == 0.3
+    assert agent.last_metrics["objective/kl"] != 0.0
+
+
+def test_adaptive_kl_needs_a_positive_env_beta(agent_factory) -> None:
+    with pytest.raises(ValueError, match="env's kl_coef"):
+        agent_factory(env_kwargs={"kl_coef": 0.0})
+    assert agent_factory(env_kwargs={"kl_coef": 0.0}, adaptive_kl=False).kl_ctl.value == 0.0
 
 
 def test_reference_refresh_copies_policy(agent_factory) -> None:

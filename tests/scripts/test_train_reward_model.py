@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,9 +16,6 @@ def test_script_help_runs_stand_alone():
     assert "--center-coef" in out.stdout and "--truncation {error,left}" in out.stdout
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("rlhf_gym.scripts.toy") is None, reason="toy script not landed"
-)
 def test_cli_subcommand_help(capsys):
     from rlhf_gym.scripts.cli import main
 

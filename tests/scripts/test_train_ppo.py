@@ -68,7 +68,10 @@ def test_script_trains_and_writes_curves(toy_like) -> None:
     assert (out / "final" / "policy" / "model.safetensors").is_file()
 
 
-def test_cli_registers_train_ppo() -> None:
-    from rlhf_gym.scripts.cli import SUBCOMMANDS
+def test_cli_subcommand_help_names_the_one_kl_flag(capsys) -> None:
+    from rlhf_gym.scripts.cli import main
 
-    assert ("train-ppo", "rlhf_gym.scripts.train_ppo") in [(n, m) for n, m, _ in SUBCOMMANDS]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-ppo", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "--kl-coef" in out and "--init-kl-coef" not in out

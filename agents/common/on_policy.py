@@ -1,0 +1,295 @@
+"""The base of every on-policy agent for language-model policies, the sb3-contrib way.
+
+:class:`LMOnPolicyAlgorithm` derives from SB3's ``OnPolicyAlgorithm`` and holds what PPO (and
+later GRPO or RLOO) share: the LM policy and its checks against the env, the KL controller that
+owns the schedule of β (the env's ``kl_coef``), rollouts through ``env.step`` with the policy's
+KV cache as its recurrent state, a gradient step that refuses non-finite losses, and the
+bookkeeping after each update. An algorithm subclass adds its own arguments and ``train()``.
+
+Rollouts go one token per step, one cached policy forward per vector step; the act-time
+log-probs are handed to the env (``env.set_policy_logprobs``) so its KL term costs no second
+policy forward. The logged keys are explained in ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from rlhf_gym.agents.common.buffers import LMRolloutBuffer
+from rlhf_gym.agents.common.checkpoint import CheckpointMixin
+from rlhf_gym.agents.common.env_api import env_attr, env_call
+from rlhf_gym.agents.common.kl_controller import (
+    AdaptiveKLController,
+    FixedKLController,
+    make_kl_controller,
+)
+from rlhf_gym.agents.common.models import check_token_spaces
+from rlhf_gym.agents.common.policies import LMActorCriticPolicy
+from rlhf_gym.agents.common.stats import objective_metrics
+from rlhf_gym.agents.common.token_state import TokenCacheState
+from rlhf_gym.envs.episodes import EpisodeTracker
+from rlhf_gym.lm.loading import vocab_size_of
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or gradient norm became NaN or inf; training stops before applying it."""
+
+
+class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
+    """An on-policy algorithm whose policy is an LM acting one token per env step.
+
+    Arguments not listed are SB3's ``OnPolicyAlgorithm``'s, here with RLHF defaults
+    (docs/ppo.md). β starts from the env's ``kl_coef`` (hook ``get_kl_coef``) and the
+    controller sets it back after each update (``set_kl_coef``).
+
+    Args:
+        policy: ``"LMPolicy"`` or :class:`LMActorCriticPolicy`; its ``policy_kwargs`` need
+            ``model`` (name, path or model object of the SFT policy).
+        env: a :class:`~rlhf_gym.envs.TextGenerationVecEnv`.
+        adaptive_kl: use Ziegler's controller (else β stays fixed).
+        kl_target: target mean per-sequence KL (nats).
+        kl_horizon: controller horizon, in sequences.
+        ref_refresh_every: copy the policy into the env's reference every K rollouts (0: never).
+        whiten_rewards: scale rewards to unit variance before GAE.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"LMPolicy": LMActorCriticPolicy}
+    policy: LMActorCriticPolicy
+    rollout_buffer: LMRolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[LMActorCriticPolicy],
+        env: GymEnv,
+        learning_rate: float | Schedule = 1e-5,
+        n_steps: int = 48,
+        gamma: float = 1.0,
+        gae_lambda: float = 0.95,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.1,
+        max_grad_norm: float = 1.0,
+        adaptive_kl: bool = True,
+        kl_target: float = 6.0,
+        kl_horizon: int = 10_000,
+        ref_refresh_every: int = 0,
+        whiten_rewards: bool = False,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.adaptive_kl, self.kl_target, self.kl_horizon = adaptive_kl, kl_target, kl_horizon
+        self.ref_refresh_every, self.whiten_rewards = ref_refresh_every, whiten_rewards
+        self.kl_ctl: AdaptiveKLController | FixedKLController | None = None
+        self.tracker: EpisodeTracker | None = None
+        self.last_metrics: dict[str, float] = {}
+        self._shuffle_rng: np.random.Generator | None = None
+        self._rollout_state: TokenCacheState | None = None
+        self._rollout_stats: dict[str, float] = {}
+        self._n_rollouts = 0
+        super().__init__(
+            policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+            gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm, use_sde=False, sde_sample_freq=-1,
+            rollout_buffer_class=LMRolloutBuffer,
+            rollout_buffer_kwargs={"whiten_rewards": whiten_rewards},
+            policy_kwargs=policy_kwargs, verbose=verbose, seed=seed, device=device,
+            _init_setup_model=_init_setup_model,
+            **kwargs,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup_model(self) -> None:
+        if "model" not in self.policy_kwargs:
+            raise ValueError("policy_kwargs needs 'model': the SFT policy's name, path or object.")
+        check_token_spaces(self.observation_space, self.action_space)
+        if self.env is not None:
+            self.policy_kwargs.setdefault("temperature", float(env_attr(self.env, "temperature")))
+        self._apply_saved_policy_dir()
+        super()._setup_model()
+        self._seed_generators()
+        if self.env is not None:
+            self._check_env()
+            if self.kl_ctl is None:  # β has one owner, the env: start from its value
+                self.kl_ctl = make_kl_controller(
+                    env_call(self.env, "get_kl_coef"),
+                    self.adaptive_kl,
+                    self.kl_target,
+                    self.kl_horizon,
+                )
+            env_call(self.env, "set_kl_coef", self.kl_ctl.value)
+            if self.tracker is None or self.tracker.num_envs != self.n_envs:
+                self.tracker = EpisodeTracker(self.n_envs)
+
+    def _seed_generators(self) -> None:
+        """The policy's sampling generator and the minibatch shuffler, both from ``seed``."""
+        seed = 0 if self.seed is None else int(self.seed)
+        self.policy.generator = torch.Generator(self.policy.device).manual_seed(seed)
+        if self._shuffle_rng is None:
+            self._shuffle_rng = np.random.default_rng(seed)
+        self._restore_rng_state()
+
+    def _check_env(self) -> None:
+        """Clear errors for an env that does not fit the policy."""
+        env_temperature = float(env_attr(self.env, "temperature"))
+        if abs(env_temperature - self.policy.temperature) > 1e-9:
+            raise ValueError(
+                f"policy temperature {self.policy.temperature} != env temperature "
+                f"{env_temperature}; log-probs must use the sampling temperature on both sides."
+            )
+        reference = getattr(self.env, "reference_model", None)
+        if reference is not None and vocab_size_of(reference) != vocab_size_of(self.policy.model):
+            raise ValueError(
+                f"policy and reference vocabularies differ ({vocab_size_of(self.policy.model)} vs "
+                f"{vocab_size_of(reference)} logits); both must use the policy's tokenizer."
+            )
+        if self.ref_refresh_every and self.policy.has_lora:
+            raise ValueError(
+                "ref_refresh_every needs a full-weight policy; with LoRA the reference is the base "
+                "weights with adapters disabled."
+            )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        reset = self._last_obs is None or reset_num_timesteps
+        result = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        if reset and self.tracker is not None:
+            self.tracker = EpisodeTracker(self.n_envs)  # fresh episodes: drop running sums
+        return result
+
+    # ------------------------------------------------------------------ rollouts
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: LMRolloutBuffer,  # type: ignore[override]
+        n_rollout_steps: int,
+    ) -> bool:
+        """Fill the buffer through ``env.step``, one cached policy forward per vector step."""
+        assert self._last_obs is not None and self.tracker is not None
+        start = time.perf_counter()
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        self.tracker.clear_finished()
+        callback.on_rollout_start()
+        # weights changed since the last rollout: the cache is rebuilt once, then only grows
+        self._rollout_state = state = self.policy.initial_state(env.num_envs)
+        dones = np.zeros(env.num_envs, dtype=bool)
+        for _ in range(n_rollout_steps):
+            with torch.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                actions, values, log_probs, entropy = self.policy.act(
+                    state, obs_tensor, self._last_episode_starts
+                )
+            actions_np = actions.cpu().numpy()
+            env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
+            new_obs, rewards, dones, infos = env.step(actions_np)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())
+            # no bootstrap on truncation: the episode is over and its score was paid
+            rollout_buffer.add(
+                self._last_obs,
+                actions_np.reshape(-1, 1),
+                rewards,  # type: ignore[arg-type]
+                self._last_episode_starts,
+                values,
+                log_probs,  # type: ignore[arg-type]
+            )
+            self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
+        last_values = self._bootstrap_values(state, dones)
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+        self._rollout_stats = self.tracker.summary()
+        self._rollout_stats["rollout_s"] = time.perf_counter() - start
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _bootstrap_values(self, state: TokenCacheState, dones: np.ndarray) -> torch.Tensor:
+        """Values of the last observations; zeros when every episode ended with the rollout."""
+        if dones.all():
+            return torch.zeros(len(dones))
+        with torch.no_grad():  # some episodes continue past the rollout: bootstrap their value
+            obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+            return self.policy.advance(state, obs_tensor, dones).values
+
+    # ------------------------------------------------------------------ update
+
+    def _gradient_step(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
+        """Backward, clip the gradient norm and step, refusing a non-finite loss or norm.
+
+        Args:
+            loss: the minibatch loss to minimise.
+            terms: its logged terms, quoted in the error.
+
+        Raises:
+            NonFiniteLossError: before the optimizer step, so the weights stay as they were.
+        """
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"{type(self).__name__} loss is {loss.item()} at update {self._n_updates} "
+                f"({terms}); training stopped before applying it. Lower the learning rate or "
+                "check the reward's scale; the last saved checkpoint is untouched."
+            )
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        if not torch.isfinite(norm):
+            raise NonFiniteLossError(
+                f"gradient norm is {norm.item()} at update {self._n_updates}; training stopped "
+                "before the optimizer step. The last saved checkpoint is untouched."
+            )
+        self.policy.optimizer.step()
+
+    def _after_update(self, update_metrics: dict[str, float], start: float) -> None:
+        """Move β and push it to the env, refresh the reference, record the metrics.
+
+        Args:
+            update_metrics: the update's own metrics (means over its minibatches).
+            start: ``time.perf_counter()`` when the update began.
+        """
+        self._n_rollouts += 1
+        stats = self._rollout_stats
+        assert self.kl_ctl is not None
+        kl_coef = self.kl_ctl.value
+        if "kl" in stats:
+            env_call(
+                self.env, "set_kl_coef", self.kl_ctl.update(stats["kl"], int(stats["num_episodes"]))
+            )
+        if self.ref_refresh_every and self._n_rollouts % self.ref_refresh_every == 0:
+            env_call(self.env, "load_reference_state_dict", self.policy.model.state_dict())
+        named = {
+            **objective_metrics(stats, kl_coef),
+            "time/update_s": time.perf_counter() - start,
+            "train/learning_rate": self.policy.optimizer.param_groups[0]["lr"],
+            "train/n_updates": self._n_updates,
+            **update_metrics,
+        }
+        self.last_metrics = {k: float(v) for k, v in named.items() if v is not None}
+        for key, value in self.last_metrics.items():
+            self.logger.record(key, value)
