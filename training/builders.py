@@ -11,6 +11,22 @@ from rlhf_gym.lm.loading import load_causal_lm
 from rlhf_gym.training.config import TrainPPOConfig
 from rlhf_gym.training.sources import PPOSources
 
+#: Config fields passed under the same name to the env and to the agent.
+ENV_FIELDS = (
+    "max_prompt_tokens", "max_new_tokens", "kl_coef", "temperature", "missing_eos_penalty",
+    "device",
+)
+AGENT_FIELDS = (
+    "learning_rate", "batch_size", "n_epochs", "clip_range", "vf_coef", "max_grad_norm",
+    "target_kl", "adaptive_kl", "kl_target", "kl_horizon", "ref_refresh_every", "whiten_rewards",
+    "seed", "device", "verbose",
+)
+
+
+def pick(config: TrainPPOConfig, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{name: config.name}`` for each name."""
+    return {name: getattr(config, name) for name in names}
+
 
 def build_env(config: TrainPPOConfig, sources: PPOSources, reward: Any) -> TextGenerationVecEnv:
     """The training env: ``num_envs`` rows, the frozen reference, the reward, β = ``kl_coef``."""
@@ -20,12 +36,7 @@ def build_env(config: TrainPPOConfig, sources: PPOSources, reward: Any) -> TextG
         tokenizer=sources.tokenizer,
         reference_model=load_causal_lm(sources.reference),
         reward=reward,
-        max_prompt_tokens=config.max_prompt_tokens,
-        max_new_tokens=config.max_new_tokens,
-        kl_coef=config.kl_coef,
-        temperature=config.temperature,
-        missing_eos_penalty=config.missing_eos_penalty,
-        device=config.device,
+        **pick(config, ENV_FIELDS),
     )
 
 
@@ -41,23 +52,9 @@ def build_agent(config: TrainPPOConfig, sources: PPOSources, env: Any) -> Any:
     return LMPPO(
         "LMPolicy",
         env,
-        learning_rate=config.learning_rate,
         n_steps=config.n_steps or config.max_new_tokens,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        clip_range=config.clip_range,
-        vf_coef=config.vf_coef,
-        max_grad_norm=config.max_grad_norm,
-        target_kl=config.target_kl,
-        adaptive_kl=config.adaptive_kl,
-        kl_target=config.kl_target,
-        kl_horizon=config.kl_horizon,
-        ref_refresh_every=config.ref_refresh_every,
-        whiten_rewards=config.whiten_rewards,
         policy_kwargs=policy_kwargs,
-        seed=config.seed,
-        device=config.device,
-        verbose=config.verbose,
+        **pick(config, AGENT_FIELDS),
     )
 
 
