@@ -123,12 +123,12 @@ class TextGenerationBatch:
         """The frozen reference model (eval mode, no grad)."""
         return self.models.reference
 
-    def set_kl_coef(self, beta: float) -> None:
+    def set_kl_coef(self, kl_coef: float) -> None:
         """Set β, the KL coefficient, for the following steps."""
-        beta = float(beta)
-        if not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"kl_coef must be a finite number >= 0, got {beta}.")
-        self.kl_coef = beta
+        kl_coef = float(kl_coef)
+        if not np.isfinite(kl_coef) or kl_coef < 0:
+            raise ValueError(f"kl_coef must be a finite number >= 0, got {kl_coef}.")
+        self.kl_coef = kl_coef
 
     def set_policy_logprobs(self, logprobs: np.ndarray | Sequence[float]) -> None:
         """Hand over ``log π_θ(a_t|s_t)`` of the actions the next step will receive (N,)."""

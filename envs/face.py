@@ -17,9 +17,9 @@ class BatchFace:
 
     batch: TextGenerationBatch
 
-    def set_kl_coef(self, beta: float) -> None:
+    def set_kl_coef(self, kl_coef: float) -> None:
         """Set β, the KL coefficient, for the following steps (e.g. an adaptive controller)."""
-        self.batch.set_kl_coef(beta)
+        self.batch.set_kl_coef(kl_coef)
 
     def get_kl_coef(self) -> float:
         """The current β."""

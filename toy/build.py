@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from rlhf_gym.evaluation.metrics import word_lengths
 from rlhf_gym.toy import cache
 from rlhf_gym.toy.gold import GoldUtility
 from rlhf_gym.toy.grammar import ToyWorld, WorldConfig
@@ -208,7 +209,7 @@ def _build(folder: Path, seed: int, num_pairs: int, world_config: WorldConfig,
         "well_formed_frac": float(np.mean([world.is_well_formed(c) for c in samples])),
         "sft_gold_mean": float(gold.mean()),
         "sft_gold_std": float(gold.std()),
-        "mean_words": float(np.mean([len(c.split()) for c in sample_completions_])),
+        "mean_words": float(np.mean(word_lengths(sample_completions_))),
         "mean_sentences": float(np.mean([world.num_sentences(c) for c in sample_completions_])),
         "labeler_bayes_accuracy": bayes,
         "vocab_size": float(len(tokenizer)),

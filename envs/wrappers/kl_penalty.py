@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 
 
 class KLPenaltyWrapper(gym.Wrapper, RecordConstructorArgs):
-    """Subtract ``beta · kl_t`` against ``ref_model`` from every step's reward.
+    """Subtract ``kl_coef · kl_t`` against ``ref_model`` from every step's reward.
 
     The base env already penalises KL to its own reference with ``kl_coef``; build it with
     ``kl_coef=0`` and wrap to move the penalty into a wrapper, or wrap to add a second
@@ -26,18 +26,20 @@ class KLPenaltyWrapper(gym.Wrapper, RecordConstructorArgs):
     Args:
         env: a :class:`~rlhf_gym.envs.TextGenerationEnv` (or a wrapper of one).
         ref_model: the frozen reference (eval mode, no grad, kept on its device).
-        beta: the coefficient, >= 0.
+        kl_coef: β of this reference, >= 0.
         estimator: ``"k1"`` or ``"k3"``.
     """
 
     def __init__(
-        self, env: gym.Env, ref_model: PreTrainedModel, beta: float, estimator: str = "k1"
+        self, env: gym.Env, ref_model: PreTrainedModel, kl_coef: float, estimator: str = "k1"
     ) -> None:
-        RecordConstructorArgs.__init__(self, ref_model=ref_model, beta=beta, estimator=estimator)
+        RecordConstructorArgs.__init__(
+            self, ref_model=ref_model, kl_coef=kl_coef, estimator=estimator
+        )
         gym.Wrapper.__init__(self, env)
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}.")
-        self.beta = float(beta)
+        if kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {kl_coef}.")
+        self.kl_coef = float(kl_coef)
         self.estimator = check_estimator(estimator)
         self.follower = TokenFollower(ref_model, env.get_wrapper_attr("temperature"))
 
@@ -58,7 +60,7 @@ class KLPenaltyWrapper(gym.Wrapper, RecordConstructorArgs):
                 "or build the env with policy_model=<the policy>."
             )
         kl = kl_term(np.array([policy_lp]), ref_lp, self.estimator)
-        reward = float(reward + token_reward(kl, self.beta, np.zeros(1))[0])
+        reward = float(reward + token_reward(kl, self.kl_coef, np.zeros(1))[0])
         if not (terminated or truncated):
             self.follower.advance(int(action))
         info = {**info, "wrapper_kl": float(kl[0]), "wrapper_ref_logprob": float(ref_lp[0])}

@@ -14,7 +14,7 @@ def test_wrapper_penalty_matches_base_env_math(env_kwargs, tokenizer, estimator)
     env = KLPenaltyWrapper(
         TextGenerationEnv(**{**env_kwargs, "kl_coef": 0.0, "prompts": ["review of the book :"]}),
         other_ref,
-        beta=0.2,
+        kl_coef=0.2,
         estimator=estimator,
     )
     env.reset(seed=0)
@@ -34,7 +34,7 @@ def test_wrapper_needs_a_policy_logprob(env_kwargs, tokenizer):
     env = KLPenaltyWrapper(
         TextGenerationEnv(**{**env_kwargs, "kl_coef": 0.0, "policy_model": None}),
         tiny_gpt2(len(tokenizer), seed=4),
-        beta=0.1,
+        kl_coef=0.1,
     )
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="set_policy_logprob"):
