@@ -112,19 +112,10 @@ def encode_pairs(
     for index, pair in enumerate(pairs):
         prompt_ids = encode_text(tokenizer, pair.prompt)
         try:
-            chosen, cut_c = join_ids(
-                prompt_ids,
-                encode_text(tokenizer, pair.chosen),
-                tokenizer.eos_token_id,
-                max_length,
-                truncation,
-            )
-            rejected, cut_r = join_ids(
-                prompt_ids,
-                encode_text(tokenizer, pair.rejected),
-                tokenizer.eos_token_id,
-                max_length,
-                truncation,
+            (chosen, cut_c), (rejected, cut_r) = (
+                join_ids(prompt_ids, encode_text(tokenizer, completion), tokenizer.eos_token_id,
+                         max_length, truncation)
+                for completion in (pair.chosen, pair.rejected)
             )
         except PreferenceDataError as err:
             if not skip_invalid:
