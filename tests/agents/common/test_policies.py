@@ -8,19 +8,23 @@ from rlhf_gym.agents.ppo import LMPPO
 from stable_baselines3.common.env_util import make_vec_env
 
 
-def lora_agent(lm_factory, env_factory, **kwargs) -> LMPPO:
+def lora_agent(lm_factory, env_factory, base_dir=None, **kwargs) -> LMPPO:
+    """A LoRA agent on a tiny GPT-2; with ``base_dir`` the base model is loaded from a folder."""
     lm = lm_factory("gpt2")
-    env = env_factory(lm)
+    model = lm
+    if base_dir is not None:
+        lm.save_pretrained(base_dir)
+        model = str(base_dir)
     lora = {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"]}
     return LMPPO(
         "LMPolicy",
-        env,
+        env_factory(lm),
         n_steps=6,
         batch_size=4,
         seed=0,
         device="cpu",
         learning_rate=1e-2,
-        policy_kwargs={"model": lm, "lora": lora},
+        policy_kwargs={"model": model, "lora": lora},
         **kwargs,
     )
 
@@ -104,20 +108,8 @@ def test_lora_reference_view_serves_as_env_reference(lm_factory, env_factory) ->
 
 
 def test_lora_checkpoint_round_trip(lm_factory, env_factory, tmp_path) -> None:
-    lm = lm_factory("gpt2")
-    lm.save_pretrained(tmp_path / "base")
-    env = env_factory(lm)
-    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"]}
-    agent = LMPPO(
-        "LMPolicy",
-        env,
-        n_steps=6,
-        batch_size=4,
-        seed=0,
-        device="cpu",
-        learning_rate=1e-2,
-        policy_kwargs={"model": str(tmp_path / "base"), "lora": lora},
-    )
+    agent = lora_agent(lm_factory, env_factory, base_dir=tmp_path / "base")
+    env = agent.get_env()
     agent.learn(agent.n_steps * agent.n_envs)
     agent.save(tmp_path / "ckpt")
     loaded = LMPPO.load(tmp_path / "ckpt", env=env, device="cpu")
