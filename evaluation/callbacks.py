@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from rlhf_gym.agents.common.callbacks import IterationCallback
 from rlhf_gym.evaluation.held_out import EvalResult, evaluate_policy
 from rlhf_gym.evaluation.metrics import distinct_n
-from stable_baselines3.common.callbacks import BaseCallback
 
 #: The agent's training metrics copied into each record (from ``model.last_metrics``).
 TRAIN_METRICS = (
@@ -48,7 +48,7 @@ def history_row(result: EvalResult) -> dict[str, float]:
     return row
 
 
-class HeldOutEvalCallback(BaseCallback):
+class HeldOutEvalCallback(IterationCallback):
     """Evaluate an LM agent's policy on held-out prompts after every update.
 
     Args:
@@ -86,33 +86,14 @@ class HeldOutEvalCallback(BaseCallback):
         self.samples_per_prompt, self.max_new_tokens = samples_per_prompt, max_new_tokens
         self.temperature, self.seed, self.device, self.log = temperature, seed, device, log
         self.records: list[dict[str, Any]] = []
-        self._updates = 0
         self._train_seconds = 0.0
         self._clock = 0.0
 
-    def _on_training_start(self) -> None:
-        if not self.records:
-            self._evaluate()
-
-    def _on_rollout_end(self) -> None:
-        self._updates += 1  # the update that follows this rollout
-
-    def _on_rollout_start(self) -> None:
-        if len(self.records) <= self._updates:
-            self._evaluate()
-
-    def _on_training_end(self) -> None:
-        if len(self.records) <= self._updates:
-            self._evaluate()
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _evaluate(self) -> None:
+    def on_iteration(self, iteration: int) -> None:
         """Measure the current policy and append one record."""
         if self.records:
             self._train_seconds += time.perf_counter() - self._clock
-        step = len(self.records)
+        step = iteration
         result = evaluate_policy(
             self.model.policy.model, self.tokenizer, self.prompts, self.reward, gold=self.gold,
             reference=self.reference, num_samples_per_prompt=self.samples_per_prompt,

@@ -12,14 +12,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from rlhf_gym.agents.common.callbacks import IterationCallback
 from rlhf_gym.evaluation.callbacks import HeldOutEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback
 
 
-class IterationCheckpoint(BaseCallback):
+class IterationCheckpoint(IterationCallback):
     """Save the agent to ``path`` after every ``every`` updates.
-
-    An update has ended when the next rollout starts, or when training ends.
 
     Args:
         path: the checkpoint directory (replaced atomically by the agent's ``save``).
@@ -29,24 +28,11 @@ class IterationCheckpoint(BaseCallback):
     def __init__(self, path: str | os.PathLike, every: int) -> None:
         super().__init__()
         self.path, self.every = path, every
-        self._updates = self._saved = 0
 
-    def _on_rollout_end(self) -> None:
-        self._updates += 1
-
-    def _on_rollout_start(self) -> None:
-        self._maybe_save()
-
-    def _on_training_end(self) -> None:
-        self._maybe_save()
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _maybe_save(self) -> None:
-        if self._updates > self._saved and self._updates % self.every == 0:
+    def on_iteration(self, iteration: int) -> None:
+        """Save after every ``every``-th update."""
+        if iteration and iteration % self.every == 0:
             self.model.save(self.path)
-            self._saved = self._updates
 
 
 def run_iterations(
