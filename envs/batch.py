@@ -10,49 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from rlhf_gym.envs.models import EnvModels
+from rlhf_gym.envs.models import EnvModels, freeze
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
-from rlhf_gym.envs.rewards import (
-    DEFAULT_KL_COEF,
-    check_estimator,
-    kl_term,
-    score_completions,
-    token_logprobs,
-    token_reward,
-    top_p_mask,
-)
+from rlhf_gym.envs.rewards import DEFAULT_KL_COEF, check_estimator, kl_term, token_logprobs
+from rlhf_gym.envs.terms import FinishedEpisode, MissingEOSPenalty, RewardTerm, ScoreTerm, TopPMask
+from rlhf_gym.lm.loading import load_tokenizer
 from rlhf_gym.lm.runner import CachedCausalLM
-from rlhf_gym.reward_models.protocol import as_reward_source
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-
-@dataclass
-class FinishedEpisode:
-    """What a face reports about an episode that ended on this step."""
-
-    prompt: str
-    prompt_ids: list[int]
-    completion: str
-    completion_ids: list[int]
-    final_obs: dict[str, np.ndarray]
-    eos_penalty: float
-    score: float = 0.0  # the terminal reward term: source score + eos_penalty
+KLReward = Literal["kl", "ref_logprob"]
+KL_REWARDS: tuple[str, ...] = ("kl", "ref_logprob")
 
 
 @dataclass
 class BatchStep:
-    """Arrays of shape ``(N,)`` for one step of all rows, plus the episodes that ended."""
+    """Arrays of shape ``(N,)`` for one step of all rows, plus the episodes that ended.
+
+    ``token_info`` holds the per-step info arrays of every row: ``score``, ``kl``,
+    ``ref_logprob``, ``policy_logprob`` and those of the token terms.
+    """
 
     rewards: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
-    score: np.ndarray
-    kl: np.ndarray
-    ref_logprob: np.ndarray
-    policy_logprob: np.ndarray
+    token_info: dict[str, np.ndarray]
     finished: dict[int, FinishedEpisode] = field(default_factory=dict)
 
 
@@ -67,27 +51,32 @@ class TextGenerationBatch:
         self,
         num_envs: int,
         *,
-        tokenizer: PreTrainedTokenizerBase,
-        reference_model: PreTrainedModel,
+        tokenizer: Any,
+        reference_model: Any,
         prompts: object,
         reward: object | None = None,
-        policy_model: PreTrainedModel | None = None,
+        policy_model: Any = None,
         max_prompt_tokens: int = 64,
         max_new_tokens: int = 32,
         kl_coef: float = DEFAULT_KL_COEF,
         kl_estimator: str = "k1",
+        kl_reward: KLReward = "kl",
         temperature: float = 1.0,
         missing_eos_penalty: float | None = None,
-        mask_model: PreTrainedModel | None = None,
+        mask_model: Any = None,
         mask_top_p: float = 0.9,
+        terms: Sequence[RewardTerm] = (),
         device: str | torch.device = "auto",
         prompt_column: str = "prompt",
         prompt_truncation: PromptTruncation = "left",
     ) -> None:
         if num_envs < 1 or max_prompt_tokens < 1 or max_new_tokens < 1:
             raise ValueError("num_envs, max_prompt_tokens and max_new_tokens must all be >= 1.")
+        if kl_reward not in KL_REWARDS:
+            raise ValueError(f"kl_reward must be one of {KL_REWARDS}, got {kl_reward!r}.")
         self.num_envs = num_envs
-        self.models = EnvModels(tokenizer, reference_model, policy_model, mask_model, device)
+        tokenizer = load_tokenizer(tokenizer)
+        self.models = EnvModels(tokenizer, reference_model, policy_model, device)
         self.tokenizer = tokenizer
         self.vocab_size = self.models.vocab_size
         self.eos_token_id = self.models.eos_token_id
@@ -95,13 +84,11 @@ class TextGenerationBatch:
         self.max_prompt_tokens, self.max_new_tokens = max_prompt_tokens, max_new_tokens
         self.window = max_prompt_tokens + max_new_tokens
         self.kl_estimator = check_estimator(kl_estimator)
+        self.kl_reward = kl_reward
         self.set_kl_coef(kl_coef)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
         self.temperature = float(temperature)
-        self.missing_eos_penalty = missing_eos_penalty
-        self.mask_top_p = mask_top_p
-        self.reward = None if reward is None else as_reward_source(reward)
         self.prompts = load_prompts(prompts, prompt_column)
         self.prompt_ids = tokenize_prompts(
             tokenizer, self.prompts, max_prompt_tokens, prompt_truncation
@@ -116,10 +103,18 @@ class TextGenerationBatch:
         self._handover: np.ndarray | None = None
         self._runners: dict[str, CachedCausalLM] = {}
         self._logits: dict[str, torch.Tensor] = {}
+        self.terms: list[RewardTerm] = []
+        default_terms = [
+            ScoreTerm(reward) if reward is not None else None,
+            MissingEOSPenalty(missing_eos_penalty) if missing_eos_penalty is not None else None,
+            TopPMask(mask_model, mask_top_p) if mask_model is not None else None,
+        ]
+        for term in [t for t in default_terms if t is not None] + list(terms):
+            self.add_term(term)
 
     # ----------------------------------------------------------------- run-time settings
     @property
-    def reference_model(self) -> PreTrainedModel:
+    def reference_model(self) -> torch.nn.Module:
         """The frozen reference model (eval mode, no grad)."""
         return self.models.reference
 
@@ -144,11 +139,33 @@ class TextGenerationBatch:
     def load_reference_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace the reference weights (periodic refresh) and rebuild its cache for live rows."""
         self.models.reference.load_state_dict(state_dict)
-        if "ref" in self._runners:
-            histories = self._runners["ref"].histories()
-            self._runners["ref"] = self._new_runner(self.models.reference)
-            resets = [bool(h) for h in histories]
-            self._logits["ref"] = self._runners["ref"].advance(histories, resets).logits
+        self._runners.pop("ref", None)
+        self._catch_up()
+
+    def add_term(self, term: RewardTerm, replace: bool = False) -> None:
+        """Compose ``term`` into the reward (see :mod:`rlhf_gym.envs.terms`).
+
+        Args:
+            term: the term; its ``model`` (if any) is frozen, moved to the env's device and
+                followed for every row from now on.
+            replace: put it in place of the term of the same name (appended when there is
+                none); without it a name already taken is an error.
+        """
+        names = [t.name for t in self.terms]
+        if term.name in names and not replace:
+            raise ValueError(
+                f"the env already has a {term.name!r} term; pass replace=True to swap it, or give "
+                "the new term another name."
+            )
+        if term.model is not None:
+            self.models.check_vocab(term.model, f"the {term.name!r} term's model")
+            term.model = freeze(term.model, self.models.device)
+        if term.name in names:
+            self._runners.pop(f"term:{term.name}", None)
+            self.terms[names.index(term.name)] = term
+        else:
+            self.terms.append(term)
+        self._catch_up()
 
     # ----------------------------------------------------------------- episodes
     def observation(self) -> dict[str, np.ndarray]:
@@ -173,11 +190,13 @@ class TextGenerationBatch:
         ]
 
     def action_masks(self) -> np.ndarray:
-        """``(N, V)`` bools: the top-p set of the mask model, or every real token without one."""
-        if "mask" in self._logits:
-            return top_p_mask(self._logits["mask"], self.mask_top_p, len(self.tokenizer))
+        """``(N, V)`` bools: every real token, narrowed by each masking term (NLPO top-p)."""
         masks = np.ones((self.num_envs, self.vocab_size), dtype=bool)
         masks[:, len(self.tokenizer) :] = False
+        for term in self.terms:
+            allowed = term.masks(self._term_logits(term), len(self.tokenizer))
+            if allowed is not None:
+                masks &= allowed
         return masks
 
     def step(self, actions: np.ndarray | Sequence[int], autoreset: bool) -> BatchStep:
@@ -185,9 +204,7 @@ class TextGenerationBatch:
         actions = self._check_actions(actions)
         if not self._runners:
             raise RuntimeError("step() called before reset(); call reset() first.")
-        ref_lp = token_logprobs(self._logits["ref"], actions)
-        policy_lp = self._policy_logprobs(actions)
-        kl = kl_term(policy_lp, ref_lp, self.kl_estimator)
+        rewards, info = self._token_rewards(actions)
         rows = np.arange(self.num_envs)
         self.ids[rows, self.prompt_len + self.gen_len] = actions
         self.attention[rows, self.prompt_len + self.gen_len] = 1
@@ -196,18 +213,38 @@ class TextGenerationBatch:
         truncated = ~terminated & (self.gen_len >= self.max_new_tokens)
         ended = np.flatnonzero(terminated | truncated)
         finished = self._finish(ended, truncated)
-        score = np.zeros(self.num_envs)
+        info["score"] = np.zeros(self.num_envs)
         for row, episode in finished.items():
-            score[row] = episode.score
-        rewards = token_reward(kl, self.kl_coef, score)
+            info["score"][row] = episode.score
         tokens = [[int(a)] for a in actions]
         for row in ended:
             tokens[row] = self._start_episode(row) if autoreset else []
             self.done[row] = not autoreset
         self._advance(tokens, [bool(autoreset and r in finished) for r in range(self.num_envs)])
-        return BatchStep(rewards, terminated, truncated, score, kl, ref_lp, policy_lp, finished)
+        return BatchStep(rewards + info["score"], terminated, truncated, info, finished)
 
     # ----------------------------------------------------------------- internals
+    def _token_rewards(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The per-token part of the reward: the env's own KL term, then the token terms."""
+        ref_lp = token_logprobs(self._logits["ref"], actions)
+        policy_lp = self._policy_logprobs(actions)
+        kl = kl_term(policy_lp, ref_lp, self.kl_estimator)
+        if self.kl_coef == 0:
+            rewards = np.zeros(self.num_envs)
+        elif self.kl_reward == "ref_logprob":
+            rewards = self.kl_coef * ref_lp  # the entropy half is the learner's (docs/objective.md)
+        else:
+            rewards = -self.kl_coef * kl
+        info = {"ref_logprob": ref_lp}
+        if not np.isnan(policy_lp).all():  # log π_θ unknown: no KL to report, not a NaN
+            info.update(kl=kl, policy_logprob=policy_lp)
+        for term in self.terms:
+            paid, term_info = term.token(actions, policy_lp, self._term_logits(term))
+            if paid is not None:
+                rewards = rewards + paid
+            info.update(term_info)
+        return rewards, info
+
     def _start_episode(self, row: int) -> list[int]:
         index = int(self.rngs[row].integers(len(self.prompt_ids)))
         ids = self.prompt_ids[index]
@@ -243,54 +280,80 @@ class TextGenerationBatch:
             return handover
         if "policy" in self._logits:
             return token_logprobs(self._logits["policy"], actions)
-        if self.kl_coef != 0:
+        if self.kl_coef != 0 and self.kl_reward == "kl":
             raise RuntimeError(
-                f"kl_coef={self.kl_coef} needs log π_θ of each action, and the env has none. "
-                "Either call set_policy_logprob(s)(...) with the act-time log-probs right before "
-                "each step, or pass policy_model=<the policy> at construction (or set kl_coef=0)."
+                f"kl_coef={self.kl_coef} with kl_reward='kl' needs log π_θ of each action, and the "
+                "env has none. Call set_policy_logprob(s)(...) with the act-time log-probs right "
+                "before each step, or pass policy_model=<the policy>, or use "
+                "kl_reward='ref_logprob' (the learner then adds β·entropy itself)."
             )
         return np.full(self.num_envs, np.nan)
 
     def _finish(self, ended: np.ndarray, truncated: np.ndarray) -> dict[int, FinishedEpisode]:
-        episodes: dict[int, FinishedEpisode] = {}
-        for row in ended:
-            start, stop = self.prompt_len[row], self.prompt_len[row] + self.gen_len[row]
-            completion_ids = [int(t) for t in self.ids[row, start:stop] if t != self.eos_token_id]
-            index = self.prompt_index[row]
-            eos_penalty = (
-                float(self.missing_eos_penalty)
-                if truncated[row] and self.missing_eos_penalty is not None
-                else 0.0
-            )
-            episodes[int(row)] = FinishedEpisode(
-                prompt=self.prompts[index],
-                prompt_ids=list(self.prompt_ids[index]),
-                completion=self.tokenizer.decode(completion_ids, skip_special_tokens=True),
-                completion_ids=completion_ids,
-                final_obs={
-                    "input_ids": self.ids[row].copy(),
-                    "attention_mask": self.attention[row].copy(),
-                },
-                eos_penalty=eos_penalty,
-            )
-        rows = list(episodes)
-        scores = score_completions(
-            self.reward,
-            [episodes[r].prompt for r in rows],
-            [episodes[r].completion for r in rows],
-            [episodes[r].prompt_ids for r in rows],
-            [episodes[r].completion_ids for r in rows],
-        )
-        for row, value in zip(rows, scores, strict=True):
-            episodes[row].score = float(value) + episodes[row].eos_penalty
+        """Build the ended rows' episodes and run the terminal terms over all of them at once."""
+        episodes = {int(row): self._episode(row, bool(truncated[row])) for row in ended}
+        listed = list(episodes.values())
+        scores = np.zeros(len(listed))
+        for term in self.terms:
+            scores, term_info = term.terminal(scores, listed)
+            for key, values in term_info.items():
+                for episode, value in zip(listed, values, strict=True):
+                    episode.info[key] = value
+        for episode, value in zip(listed, scores, strict=True):
+            episode.score = float(value)
         return episodes
 
-    def _new_runner(self, model: PreTrainedModel) -> CachedCausalLM:
+    def _episode(self, row: int, truncated: bool) -> FinishedEpisode:
+        start, stop = self.prompt_len[row], self.prompt_len[row] + self.gen_len[row]
+        completion_ids = [int(t) for t in self.ids[row, start:stop] if t != self.eos_token_id]
+        index = self.prompt_index[row]
+        return FinishedEpisode(
+            prompt=self.prompts[index],
+            prompt_ids=list(self.prompt_ids[index]),
+            completion=self.tokenizer.decode(completion_ids, skip_special_tokens=True),
+            completion_ids=completion_ids,
+            final_obs={
+                "input_ids": self.ids[row].copy(),
+                "attention_mask": self.attention[row].copy(),
+            },
+            truncated=truncated,
+            info={"eos_penalty": np.float64(0.0)},
+        )
+
+    def _followed(self) -> dict[str, torch.nn.Module]:
+        """Every model that follows every row's tokens, by runner name."""
+        models = {"ref": self.models.reference, "policy": self.models.policy}
+        models.update({f"term:{t.name}": t.model for t in self.terms})
+        return {name: model for name, model in models.items() if model is not None}
+
+    def _term_logits(self, term: RewardTerm) -> torch.Tensor | None:
+        return self._logits.get(f"term:{term.name}")
+
+    def _new_runner(self, model: torch.nn.Module) -> CachedCausalLM:
         return CachedCausalLM(model, self.num_envs, temperature=self.temperature)
 
     @torch.no_grad()
     def _advance(self, tokens: list[list[int]], reset: list[bool]) -> None:
-        for name, model in self.models.runners().items():
+        for name, model in self._followed().items():
             if name not in self._runners:
                 self._runners[name] = self._new_runner(model)
             self._logits[name] = self._runners[name].advance(tokens, reset).logits
+
+    @torch.no_grad()
+    def _catch_up(self) -> None:
+        """Give a model that starts following mid-episode the live rows' tokens so far."""
+        if not self._runners:
+            return  # nothing is live before the first reset
+        histories = self._token_histories()
+        for name, model in self._followed().items():
+            if name not in self._runners:
+                self._runners[name] = self._new_runner(model)
+                resets = [bool(h) for h in histories]
+                self._logits[name] = self._runners[name].advance(histories, resets).logits
+
+    def _token_histories(self) -> list[list[int]]:
+        """Each row's prompt and tokens so far (empty for a row whose episode has ended)."""
+        return [
+            [] if self.done[r] else self.ids[r, : self.prompt_len[r] + self.gen_len[r]].tolist()
+            for r in range(self.num_envs)
+        ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 from rlhf_gym.lm.device import resolve_device
-from rlhf_gym.lm.loading import vocab_size_of
+from rlhf_gym.lm.loading import load_causal_lm, vocab_size_of
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
@@ -13,24 +16,35 @@ def freeze(model: PreTrainedModel, device: torch.device) -> PreTrainedModel:
     return model.to(device).eval().requires_grad_(False)
 
 
+def is_frozen_copy(policy: torch.nn.Module, reference: torch.nn.Module) -> bool:
+    """Whether ``policy`` trains nothing and holds exactly the reference's weights."""
+    if any(p.requires_grad for p in policy.parameters()):
+        return False
+    ours, theirs = policy.state_dict(), reference.state_dict()
+    return ours.keys() == theirs.keys() and all(
+        ours[k].shape == theirs[k].shape and torch.equal(ours[k].cpu(), theirs[k].cpu())
+        for k in ours
+    )
+
+
 class EnvModels:
-    """Reference (frozen), optional bound policy (used as given) and optional mask model (frozen).
+    """Reference (frozen) and optional bound policy (used as given), on one device.
 
     Args:
         tokenizer: the policy's tokenizer; it needs an EOS token.
-        reference: the frozen reference model π_ref; moved to ``device``.
-        policy: a policy model the env may score actions with; never moved or frozen (it is the
-            agent's), so it must not be the reference object itself.
-        mask: a frozen model whose top-p set defines the action masks (NLPO).
+        reference: the frozen reference model π_ref, or its hub name or folder; moved to
+            ``device``.
+        policy: a policy model (or name or folder) the env scores actions with; never moved or
+            frozen (it is the agent's), so it must not be the reference object, nor a frozen
+            copy of it (every action would then cost a KL of exactly 0).
         device: ``"auto"`` (cuda when available), ``"cpu"``, ``"cuda:0"``, ...
     """
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        reference: PreTrainedModel,
-        policy: PreTrainedModel | None,
-        mask: PreTrainedModel | None,
+        reference: Any,
+        policy: Any,
         device: str | torch.device,
     ) -> None:
         if tokenizer.eos_token_id is None:
@@ -41,12 +55,18 @@ class EnvModels:
                 "so pass a separate copy (copy.deepcopy(policy)) as reference_model."
             )
         self.device = resolve_device(device)
+        reference = load_causal_lm(reference)
+        if isinstance(policy, str | os.PathLike):
+            policy = load_causal_lm(policy)
         self.vocab_size = vocab_size_of(reference)
-        for name, model in (("policy_model", policy), ("mask_model", mask)):
-            if model is not None and vocab_size_of(model) != self.vocab_size:
+        if policy is not None:
+            self.check_vocab(policy, "policy_model")
+            if is_frozen_copy(policy, reference):
                 raise ValueError(
-                    f"{name} has {vocab_size_of(model)} logits but reference_model has "
-                    f"{self.vocab_size}; all models must share the policy's vocabulary."
+                    "policy_model is a frozen copy of reference_model, so the env would price "
+                    "every action at a KL of 0 whatever actually chose it. Bind the policy that "
+                    "acts (trainable), hand its log-probs over with set_policy_logprob(s), or use "
+                    "kl_reward='ref_logprob' with no policy_model."
                 )
         if len(tokenizer) > self.vocab_size:
             raise ValueError(
@@ -58,9 +78,11 @@ class EnvModels:
         self.pad_token_id = self.eos_token_id if pad is None else int(pad)
         self.reference = freeze(reference, self.device)
         self.policy = policy
-        self.mask = None if mask is None else freeze(mask, self.device)
 
-    def runners(self) -> dict[str, PreTrainedModel]:
-        """The models that follow every row's tokens, by runner name."""
-        named = {"ref": self.reference, "policy": self.policy, "mask": self.mask}
-        return {name: model for name, model in named.items() if model is not None}
+    def check_vocab(self, model: torch.nn.Module, name: str) -> None:
+        """Raise unless ``model`` has as many logits as the reference."""
+        if vocab_size_of(model) != self.vocab_size:
+            raise ValueError(
+                f"{name} has {vocab_size_of(model)} logits but reference_model has "
+                f"{self.vocab_size}; all models must share the policy's vocabulary."
+            )

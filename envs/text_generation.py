@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 from rlhf_gym.envs.batch import BatchStep, TextGenerationBatch
 from rlhf_gym.envs.face import BatchFace
+from rlhf_gym.envs.terms import FinishedEpisode
 
 
 def token_observation_space(vocab_size: int, window: int) -> spaces.Dict:
@@ -21,23 +22,28 @@ def token_observation_space(vocab_size: int, window: int) -> spaces.Dict:
     )
 
 
-#: The reward terms every step's ``info`` carries (fields of :class:`BatchStep`).
-STEP_INFO_KEYS: tuple[str, ...] = ("score", "kl", "ref_logprob", "policy_logprob")
-
-
 def step_info(result: BatchStep, row: int) -> dict[str, Any]:
-    """The ``info`` of one row: the reward terms, plus the episode's text when it ended."""
-    info: dict[str, Any] = {key: float(getattr(result, key)[row]) for key in STEP_INFO_KEYS}
+    """The ``info`` of one row: the reward terms, plus the episode's text when it ended.
+
+    Numbers are numpy float64 scalars, so collectors that allocate storage from info dtypes see
+    one fixed type; the episode's text and token ids (lists of int) come at its end.
+    """
+    info: dict[str, Any] = {key: np.float64(v[row]) for key, v in result.token_info.items()}
     episode = result.finished.get(row)
     if episode is not None:
-        info.update(
-            prompt=episode.prompt,
-            prompt_ids=list(episode.prompt_ids),
-            completion=episode.completion,
-            completion_ids=list(episode.completion_ids),
-            eos_penalty=episode.eos_penalty,
-        )
+        info.update(episode_info(episode))
     return info
+
+
+def episode_info(episode: FinishedEpisode) -> dict[str, Any]:
+    """What the info of an episode's last step adds: its text, ids and terminal terms."""
+    return {
+        "prompt": episode.prompt,
+        "prompt_ids": list(episode.prompt_ids),
+        "completion": episode.completion,
+        "completion_ids": list(episode.completion_ids),
+        **{key: np.float64(value) for key, value in episode.info.items()},
+    }
 
 
 class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
@@ -59,17 +65,22 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
     pad after, mask 1 on real tokens.
 
     ## Rewards
-    ``r_t = −β·kl_t + [t=T]·score(x, y)``; ``kl_t = log π_θ(a_t|s_t) − log π_ref(a_t|s_t)``
-    (``"k1"``) or ``(ρ−1) − log ρ`` with ``ρ = π_ref/π_θ`` (``"k3"``). Both log-probs use logits
-    divided by ``temperature``. ``score`` is the reward source's score of (prompt, completion),
-    plus ``missing_eos_penalty`` when the episode was truncated without EOS.
-    **Where log π_θ comes from:** call :meth:`set_policy_logprob` with the act-time log-prob
-    before a step (it applies to that step only); otherwise a ``policy_model`` bound at
-    construction is run by the env itself; with neither, β must be 0 (``policy_logprob`` is then
-    NaN in ``info``), else ``step`` raises. ``info`` carries ``"score"`` (0.0 until the end),
-    ``"kl"``, ``"ref_logprob"``, ``"policy_logprob"``; at the end also ``"prompt"``,
-    ``"prompt_ids"``, ``"completion"`` (text without EOS), ``"completion_ids"`` and
-    ``"eos_penalty"``.
+    ``r_t = −β·kl_t + [t=T]·score(x, y)`` with ``kl_reward="kl"`` (the default), where
+    ``kl_t = log π_θ(a_t|s_t) − log π_ref(a_t|s_t)`` (``"k1"``) or ``(ρ−1) − log ρ`` with
+    ``ρ = π_ref/π_θ`` (``"k3"``); or ``r_t = β·log π_ref(a_t|s_t) + [t=T]·score(x, y)`` with
+    ``kl_reward="ref_logprob"``, for learners the env cannot see: the KL-regularised objective
+    then equals the expected return plus ``β·Σ_t H(π(·|s_t))``, the learner's entropy bonus
+    with coefficient β (docs/objective.md). Log-probs use logits divided by ``temperature``.
+    ``score`` is the terminal terms' total: the reward source's score of (prompt, completion),
+    plus ``missing_eos_penalty`` when the episode was truncated without EOS, plus any term a
+    wrapper added (:mod:`rlhf_gym.envs.terms`).
+    **Where log π_θ comes from** (``kl_reward="kl"``): call :meth:`set_policy_logprob` with the
+    act-time log-prob before a step (that step only); otherwise a ``policy_model`` bound at
+    construction is run by the env itself; with neither, β must be 0, else ``step`` raises.
+    ``info`` carries numpy float64 ``"score"`` (0.0 until the end), ``"kl"``, ``"ref_logprob"``
+    and ``"policy_logprob"`` (the last two only when log π_θ is known); at the end also ``"prompt"``, ``"prompt_ids"``
+    (list of int), ``"completion"`` (text without EOS), ``"completion_ids"`` and
+    ``"eos_penalty"``, plus what the terms add (float64).
 
     ## Starting State
     A prompt drawn uniformly with ``self.np_random``. Prompts longer than
@@ -86,15 +97,19 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
     prompts: list of strings, a ``datasets.Dataset`` (column ``prompt_column``) or the toy world.
     reward: a :class:`~rlhf_gym.reward_models.protocol.RewardSource` or callable
     ``f(prompts, completions)``; None scores 0 (add one with ``RewardScoreWrapper``).
-    policy_model: optional policy the env scores actions with (not moved, not frozen).
+    reference_model, tokenizer, policy_model may also be hub names or folders.
+    policy_model: optional policy the env scores actions with (not moved, not frozen; never a
+    frozen copy of the reference, which would price every action at KL 0).
     max_prompt_tokens, max_new_tokens: window sizes. kl_coef: β (``set_kl_coef`` changes it).
-    kl_estimator: ``"k1"`` or ``"k3"``. temperature: the sampling temperature.
+    kl_estimator: ``"k1"`` or ``"k3"``. kl_reward: ``"kl"`` or ``"ref_logprob"`` (above).
+    temperature: the sampling temperature.
     missing_eos_penalty: float added to the score of truncated episodes, or None.
     mask_model, mask_top_p: optional NLPO mask model and its top-p (see :meth:`action_masks`).
+    terms: more reward terms (:mod:`rlhf_gym.envs.terms`), as the wrappers add them.
     device: ``"auto"`` = cuda when available. render_mode: None or ``"ansi"``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; ``kl_reward``, ``terms`` and numpy-typed info added since.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -130,7 +145,7 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
         info = step_info(result, 0)
         return (
             obs,
-            float(result.rewards[0]),
+            float(result.rewards[0]),  # Gymnasium's contract: a Python float
             bool(result.terminated[0]),
             bool(result.truncated[0]),
             info,

@@ -1,9 +1,15 @@
 """The toy-world env: ``gymnasium.make("rlhf_gym/ToyTextGeneration-v0")`` needs no arguments.
 
 It loads (or builds, once, into the cache) the toy world's artifacts: the word-level tokenizer
-and the tiny GPT-2 SFT model, which is the reference and, by default, the bound policy model
-(a second copy, so the reference stays frozen). The terminal score is the toy world's gold
-utility unless ``reward=`` (e.g. a trained reward model) is passed.
+and the tiny GPT-2 SFT model, the reference. The terminal score is the toy world's gold utility
+unless ``reward=`` (e.g. a trained reward model) is passed.
+
+**The KL part for actors the env cannot see.** With no arguments the env runs with
+``kl_reward="ref_logprob"``: each step pays ``β·log π_ref(a_t|s_t)`` and the entropy half of
+the KL-regularised objective is left to the learner's entropy bonus (SB3: ``ent_coef=β``), so
+any RL library optimises the right objective without handing log-probs over
+(docs/objective.md). Pass ``kl_reward="kl"`` with a bound ``policy_model`` or a log-prob
+handover for the exact per-token KL.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ def toy_env_kwargs(
     *,
     out_dir: str | None = None,
     world_seed: int = 0,
-    bind_policy: bool = True,
+    bind_policy: bool = False,
     build_kwargs: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
@@ -32,8 +38,9 @@ def toy_env_kwargs(
     Args:
         out_dir: where the toy artifacts live (default: the toy world's cache).
         world_seed: the toy world's seed (``build_toy_world(seed=...)``).
-        bind_policy: bind a copy of the SFT model as ``policy_model`` (so any β works without a
-            log-prob handover); ignored when ``policy_model`` is given.
+        bind_policy: bind a trainable copy of the SFT model as ``policy_model`` and price the KL
+            exactly (``kl_reward="kl"``) with its log-probs; for a caller that trains that very
+            model. Ignored when ``policy_model`` is given.
         build_kwargs: more ``build_toy_world`` arguments (``num_pairs``, ``sft_config``).
         **overrides: any :class:`~rlhf_gym.envs.TextGenerationEnv` argument.
     """
@@ -45,9 +52,10 @@ def toy_env_kwargs(
         "reference_model": load_causal_lm(toy.policy),
         "prompts": toy.train_prompts,
         "reward": toy.gold,
+        "kl_reward": "ref_logprob",
     }
     if bind_policy and "policy_model" not in overrides:
-        kwargs["policy_model"] = load_causal_lm(toy.policy)
+        kwargs.update(policy_model=load_causal_lm(toy.policy).requires_grad_(True), kl_reward="kl")
     kwargs.update({k: v for k, v in overrides.items() if not (k == "reward" and v is None)})
     return kwargs
 

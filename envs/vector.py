@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from rlhf_gym.envs.batch import BatchStep, TextGenerationBatch
 from rlhf_gym.envs.face import BatchFace
-from rlhf_gym.envs.text_generation import STEP_INFO_KEYS, step_info, token_observation_space
+from rlhf_gym.envs.text_generation import episode_info, step_info, token_observation_space
 
 
 class TextGenerationVectorEnv(BatchFace, VectorEnv):
@@ -80,15 +80,13 @@ class TextGenerationVectorEnv(BatchFace, VectorEnv):
     def _infos(self, result: BatchStep) -> dict[str, Any]:
         """Gymnasium's vector info layout, built from whole arrays (not row by row) each step."""
         infos: dict[str, Any] = {}
-        for key in STEP_INFO_KEYS:  # every row has these on every step
-            infos[key] = np.array(getattr(result, key), dtype=np.float64)
+        for key, values in result.token_info.items():  # every row has these on every step
+            infos[key] = np.array(values, dtype=np.float64)
             infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
-        for row in result.finished:
-            info = step_info(result, row)
-            final = {"final_obs": result.finished[row].final_obs, "final_info": info}
+        for row, episode in result.finished.items():
+            final = {"final_obs": episode.final_obs, "final_info": step_info(result, row)}
             infos = self._add_info(infos, final, row)
-            episode = {k: v for k, v in info.items() if k not in STEP_INFO_KEYS}
-            infos = self._add_info(infos, episode, row)
+            infos = self._add_info(infos, episode_info(episode), row)
         return infos
 
     def set_policy_logprobs(self, logprobs: np.ndarray) -> None:

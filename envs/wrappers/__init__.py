@@ -1,12 +1,46 @@
-"""Reward, KL, length and action-mask wrappers for :class:`rlhf_gym.envs.TextGenerationEnv`.
+"""Reward, KL, length and action-mask wrappers, for every face of the text env.
 
-Reward normalisation needs no wrapper of ours: ``gymnasium.wrappers.NormalizeReward`` works on
-the env as is (it scales by the running std of the discounted return).
+Each kind exists three times, one per face: ``XWrapper`` (``gymnasium.Wrapper`` of
+:class:`~rlhf_gym.envs.TextGenerationEnv`), ``XVectorWrapper`` (``gymnasium.vector`` of
+:class:`~rlhf_gym.envs.TextGenerationVectorEnv`) and ``XVecEnvWrapper`` (SB3, of
+:class:`~rlhf_gym.envs.TextGenerationVecEnv`). All install the same term of
+:mod:`rlhf_gym.envs.terms` in the core (see :mod:`rlhf_gym.envs.wrappers.faces`). Reward
+normalisation needs no wrapper of ours: Gymnasium's ``NormalizeReward`` or SB3's
+``VecNormalize(norm_obs=False)`` work on the envs as they are.
 """
 
-from rlhf_gym.envs.wrappers.kl_penalty import KLPenaltyWrapper
-from rlhf_gym.envs.wrappers.length_penalty import LengthPenaltyWrapper
-from rlhf_gym.envs.wrappers.reward_score import RewardScoreWrapper
-from rlhf_gym.envs.wrappers.top_p_mask import TopPMaskWrapper
+from rlhf_gym.envs.wrappers.kl_penalty import (
+    KLPenaltyVecEnvWrapper,
+    KLPenaltyVectorWrapper,
+    KLPenaltyWrapper,
+)
+from rlhf_gym.envs.wrappers.length_penalty import (
+    LengthPenaltyVecEnvWrapper,
+    LengthPenaltyVectorWrapper,
+    LengthPenaltyWrapper,
+)
+from rlhf_gym.envs.wrappers.reward_score import (
+    RewardScoreVecEnvWrapper,
+    RewardScoreVectorWrapper,
+    RewardScoreWrapper,
+)
+from rlhf_gym.envs.wrappers.top_p_mask import (
+    TopPMaskVecEnvWrapper,
+    TopPMaskVectorWrapper,
+    TopPMaskWrapper,
+)
 
-__all__ = ["KLPenaltyWrapper", "LengthPenaltyWrapper", "RewardScoreWrapper", "TopPMaskWrapper"]
+__all__ = [
+    "KLPenaltyVecEnvWrapper",
+    "KLPenaltyVectorWrapper",
+    "KLPenaltyWrapper",
+    "LengthPenaltyVecEnvWrapper",
+    "LengthPenaltyVectorWrapper",
+    "LengthPenaltyWrapper",
+    "RewardScoreVecEnvWrapper",
+    "RewardScoreVectorWrapper",
+    "RewardScoreWrapper",
+    "TopPMaskVecEnvWrapper",
+    "TopPMaskVectorWrapper",
+    "TopPMaskWrapper",
+]

@@ -42,10 +42,10 @@ def test_attributes_and_methods_reach_through_sb3_wrappers(env_kwargs):
     _, _, _, infos = vec.step_wait()
     assert [i["policy_logprob"] for i in infos] == [-1.5] * N
     vec.load_reference_state_dict(vec.reference_model.state_dict())
-    vec.set_attr("missing_eos_penalty", -1.0)
-    assert vec.get_attr("missing_eos_penalty", indices=1) == [-1.0]
+    vec.set_attr("kl_reward", "ref_logprob")
+    assert vec.get_attr("kl_reward", indices=1) == ["ref_logprob"]
     with pytest.raises(ValueError, match="share one core"):
-        vec.set_attr("missing_eos_penalty", 0.0, indices=[0])
+        vec.set_attr("kl_reward", "kl", indices=[0])
     assert vec.env_is_wrapped(VecNormalize) == [False] * N
 
 

@@ -38,7 +38,9 @@ def test_toy_env_needs_no_arguments_and_passes_both_checkers(toy_kwargs):
     env = gym.make("rlhf_gym/ToyTextGeneration-v0", render_mode="ansi", **toy_kwargs)
     base = env.unwrapped
     assert isinstance(base, TextGenerationEnv)
-    assert base.get_kl_coef() == DEFAULT_KL_COEF and base.batch.models.policy is not None
+    # no bound policy: the KL part is paid as β·log π_ref, for actors the env cannot see
+    assert base.get_kl_coef() == DEFAULT_KL_COEF and base.batch.models.policy is None
+    assert base.batch.kl_reward == "ref_logprob"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gym_check_env(base, skip_render_check=False)
@@ -53,7 +55,7 @@ def test_toy_sft_episode_scored_by_gold_utility(toy_kwargs):
     assert prompt.startswith("review of the ")
     gold = toy.GoldUtility()
     rng = np.random.default_rng(0)
-    policy = env.batch.models.policy
+    policy = env.reference_model  # sample from the SFT model itself
     import torch
 
     done = False

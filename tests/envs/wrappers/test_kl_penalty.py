@@ -22,7 +22,7 @@ def test_wrapper_penalty_matches_base_env_math(env_kwargs, tokenizer, estimator)
     for a in actions:
         _, r, te, tr, info = env.step(a)
         total += r
-    assert te and "wrapper_kl" in info
+    assert te and "extra_kl" in info
     prompt = tokenizer("review of the book :").input_ids
     want = expected_return(
         env_kwargs["policy_model"], other_ref, prompt, actions, 1.0, 0.2, estimator=estimator
