@@ -33,3 +33,24 @@ def env_kwargs(tokenizer: PreTrainedTokenizerFast) -> dict:
         "kl_coef": 0.1,
         "device": "cpu",
     }
+
+
+def cached_toy_build() -> bool:
+    from rlhf_gym import toy
+
+    root = Path(toy.default_cache_root())
+    return any(toy.cache.check(p) is None for p in root.glob("toy-*"))
+
+
+@pytest.fixture(scope="session")
+def toy_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """No arguments when the default toy build is cached; else a real but tiny build (~10 s)."""
+    from rlhf_gym import toy
+
+    if cached_toy_build():
+        return {}
+    config = toy.SFTConfig(
+        n_embd=16, n_layer=1, n_head=1, steps=2, batch_size=8, warmup_steps=1, max_new_tokens=24
+    )
+    out_dir = str(tmp_path_factory.mktemp("toy"))
+    return {"out_dir": out_dir, "build_kwargs": {"num_pairs": 8, "sft_config": config}}

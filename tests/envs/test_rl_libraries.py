@@ -43,3 +43,32 @@ def test_stock_algorithms_train_and_mean_reward_rises(tokenizer, algo):
     after, _ = evaluate(model, env, n_eval_episodes=48, deterministic=False)
     print(f"{algo.__name__}: mean episode reward {before:.3f} -> {after:.3f}")
     assert np.isfinite(before) and after > before + 0.2, (before, after)
+
+
+POSITIVE_TOY_WORDS = {"amazing", "excellent", "perfect", "fantastic", "wonderful", "superior",
+                      "great", "lovely", "superb", "impressive", "solid", "sturdy",
+                      "good", "nice", "decent", "fine", "pleasant", "handy"}
+
+
+def positive_toy_reward(prompts: list[str], completions: list[str]) -> np.ndarray:
+    return np.array([float(any(w in POSITIVE_TOY_WORDS for w in c.split())) for c in completions])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", [PPO, MaskablePPO])
+def test_stock_algorithms_learn_on_the_no_argument_env(toy_kwargs, algo):
+    """The toy env as ``gym.make`` gives it (β·log π_ref per token), with ent_coef = β."""
+    from rlhf_gym.envs.toy import toy_env_kwargs
+
+    settings = toy_env_kwargs(**toy_kwargs, reward=positive_toy_reward, max_new_tokens=3)
+    assert settings["kl_reward"] == "ref_logprob" and "policy_model" not in settings
+    vec = TextGenerationVecEnv(8, **settings, device="cpu")
+    vec.seed(0)
+    env = VecMonitor(vec)
+    model = algo("MultiInputPolicy", env, ent_coef=vec.get_kl_coef(), **PPO_ARGS)
+    evaluate = maskable_evaluate if algo is MaskablePPO else evaluate_policy
+    before, _ = evaluate(model, env, n_eval_episodes=64, deterministic=False)
+    model.learn(total_timesteps=6144)
+    after, _ = evaluate(model, env, n_eval_episodes=64, deterministic=False)
+    print(f"{algo.__name__} on the toy env: mean episode return {before:.3f} -> {after:.3f}")
+    assert np.isfinite(before) and after > before + 0.2, (before, after)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,24 +13,7 @@ from rlhf_gym.envs import TextGenerationEnv, TextGenerationVectorEnv
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-toy = pytest.importorskip("rlhf_gym.toy")
-
-
-def cached_toy_build() -> bool:
-    root = Path(toy.default_cache_root())
-    return any(toy.cache.check(p) is None for p in root.glob("toy-*"))
-
-
-@pytest.fixture(scope="module")
-def toy_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """No arguments when the default toy build is cached; else a real but tiny build (~10 s)."""
-    if cached_toy_build():
-        return {}
-    config = toy.SFTConfig(
-        n_embd=16, n_layer=1, n_head=1, steps=2, batch_size=8, warmup_steps=1, max_new_tokens=24
-    )
-    out_dir = str(tmp_path_factory.mktemp("toy"))
-    return {"out_dir": out_dir, "build_kwargs": {"num_pairs": 8, "sft_config": config}}
+from rlhf_gym import toy
 
 
 def test_toy_env_needs_no_arguments_and_passes_both_checkers(toy_kwargs):

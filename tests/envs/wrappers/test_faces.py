@@ -84,9 +84,7 @@ def rollout(env, face: str, seed: int = 0) -> tuple[list[float], list[np.ndarray
     core = env.unwrapped.batch
     n = 1 if face == "Wrapper" else N
     rewards, masks = [], []
-    if face == "Wrapper":
-        env.reset(seed=seed)
-    elif face == "VectorWrapper":
+    if face == "Wrapper" or face == "VectorWrapper":
         env.reset(seed=seed)
     else:
         env.seed(seed)
