@@ -1,7 +1,7 @@
 """House rules: the house reads like its imports.
 
-A reader who sees ``import rlhf_gym.envs.wrappers.follow`` should find the code in
-``envs/wrappers/follow.py``; the root package ``rlhf_gym`` itself lives in ``rlhf_gym/``. These
+A reader who sees ``import rlhf_gym.envs.wrappers.faces`` should find the code in
+``envs/wrappers/faces.py``; the root package ``rlhf_gym`` itself lives in ``rlhf_gym/``. These
 tests keep the repository's layout, its import graph and its files honest:
 
 * every module of the package lives at the path its import name spells,
