@@ -10,6 +10,12 @@ episodes are staggered.
 Masked columns accumulate as episodes restart; when the cache holds more than
 ``compact_factor`` times the longest live row, it is rebuilt from the rows' token histories with
 one forward (amortised cost, a small fraction of the steps).
+
+Transformers counts a sliding window in cache columns, which here are not a row's own tokens. A
+model with sliding-window layers (Mistral, Gemma 2/3, Qwen2 with ``use_sliding_window``) therefore
+keeps every column and gets explicit per-row 4D masks whose windows count the row's own tokens
+(:mod:`rlhf_gym.lm.attention`); a model whose cache cannot be made exact is refused at
+construction. Models without a sliding window take the plain 2D-mask path.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from rlhf_gym.lm.attention import sliding_window_of
 from transformers import DynamicCache, PreTrainedModel
 
 
@@ -45,6 +52,10 @@ class CachedCausalLM:
         temperature: logits are divided by it, as everywhere a log-prob is taken.
         output_hidden: also return the last hidden state (for a value head).
         compact_factor: rebuild the cache when its length exceeds this times the longest row.
+
+    Raises:
+        ValueError: for a model whose attention a shared cache cannot reproduce per row (see
+            :func:`~rlhf_gym.lm.attention.sliding_window_of`), or a temperature <= 0.
     """
 
     def __init__(
@@ -63,6 +74,7 @@ class CachedCausalLM:
         self.temperature = temperature
         self.output_hidden = output_hidden
         self.compact_factor = compact_factor
+        self._sliding = sliding_window_of(model)  # None: no sliding layers, the 2D-mask path
         self.num_forwards = 0
         self._histories: list[list[int]] = [[] for _ in range(num_rows)]
         self._cache: DynamicCache | None = None
@@ -147,10 +159,10 @@ class CachedCausalLM:
         chunk_mask = chunk_mask.to(device)
         mask = chunk_mask if self._mask is None else torch.cat([self._mask, chunk_mask], dim=1)
         if self._cache is None:
-            self._cache = DynamicCache(config=self.model.config)
+            self._cache = self._new_cache()
         out = self.model(
             input_ids=ids.to(device),
-            attention_mask=mask,
+            attention_mask=self._attention(mask, ids.shape[1]),
             position_ids=positions.to(device),
             cache=self._cache,
             use_cache=True,
@@ -161,7 +173,26 @@ class CachedCausalLM:
         self._cache = out.cache
         logits = out.logits[:, -1, :].float() / self.temperature
         hidden = out.hidden_states[-1][:, -1, :] if self.output_hidden else None
-        moved = [row for row, t in enumerate(tokens) if len(t)]
+        return self._remember(logits, hidden, [row for row, t in enumerate(tokens) if len(t)])
+
+    def _new_cache(self) -> DynamicCache:
+        """A cache laid out by the config, or of full layers only for a sliding-window model.
+
+        A config's sliding layers keep only the last window of columns, and here the columns are
+        a clock shared by all rows, not a row's own tokens.
+        """
+        return (
+            DynamicCache() if self._sliding is not None else DynamicCache(config=self.model.config)
+        )
+
+    def _attention(self, mask: torch.Tensor, width: int) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The 2D live mask, or per-row 4D masks whose sliding windows count each row's tokens."""
+        return mask if self._sliding is None else self._sliding.masks(mask, width)
+
+    def _remember(
+        self, logits: torch.Tensor, hidden: torch.Tensor | None, moved: list[int]
+    ) -> CachedStep:
+        """Keep the outputs of the rows that moved; the others keep their previous ones."""
         if self._last.logits.numel() == 0 or len(moved) == self.num_rows:
             self._last = CachedStep(logits, hidden)
         else:

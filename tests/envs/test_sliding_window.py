@@ -33,10 +33,19 @@ def one_thread():
 
 def sliding_config(arch: str, vocab_size: int) -> PretrainedConfig:
     """Mistral (every layer slides), Gemma 2 (alternating), Qwen2 (layer 0 full), window 4."""
-    common = {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
-              "num_attention_heads": 2, "num_key_value_heads": 1, "num_hidden_layers": 2,
-              "max_position_embeddings": 64, "bos_token_id": EOS, "eos_token_id": EOS,
-              "pad_token_id": 0, "sliding_window": WINDOW}
+    common = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "num_hidden_layers": 2,
+        "max_position_embeddings": 64,
+        "bos_token_id": EOS,
+        "eos_token_id": EOS,
+        "pad_token_id": 0,
+        "sliding_window": WINDOW,
+    }
     if arch == "mistral":
         return MistralConfig(**common)
     if arch == "gemma2":
@@ -62,16 +71,25 @@ def test_ref_and_policy_logprobs_match_a_lone_forward_of_each_row(arch):
     vocab = len(tokenizer)
     reference, policy = sliding_lm(arch, vocab, seed=0), sliding_lm(arch, vocab, seed=1)
     env = TextGenerationVecEnv(
-        3, tokenizer=tokenizer, reference_model=reference, policy_model=policy,
-        prompts=PROMPTS, reward=positive_word_reward, kl_coef=0.1, temperature=TEMPERATURE,
-        max_prompt_tokens=6, max_new_tokens=10, device="cpu",
+        3,
+        tokenizer=tokenizer,
+        reference_model=reference,
+        policy_model=policy,
+        prompts=PROMPTS,
+        reward=positive_word_reward,
+        kl_coef=0.1,
+        temperature=TEMPERATURE,
+        max_prompt_tokens=6,
+        max_new_tokens=10,
+        device="cpu",
     )
     env.seed(0)
     obs, rng = env.reset(), np.random.default_rng(0)
     endings: set[tuple[int, int]] = set()
     for step in range(40):
-        contexts = [obs["input_ids"][row][obs["attention_mask"][row] == 1].tolist()
-                    for row in range(3)]
+        contexts = [
+            obs["input_ids"][row][obs["attention_mask"][row] == 1].tolist() for row in range(3)
+        ]
         actions = np.where(rng.random(3) < 0.12, EOS, rng.integers(3, vocab, size=3))
         obs, _, dones, infos = env.step(actions)
         for row, context in enumerate(contexts):

@@ -1,13 +1,206 @@
 import random
+from dataclasses import dataclass, field
 
 import pytest
 import torch
+from rlhf_gym.lm.attention import SlidingWindow
 from rlhf_gym.lm.runner import CachedCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma3TextConfig,
+    GPTNeoConfig,
+    Llama4TextConfig,
+    MistralConfig,
+    OPTConfig,
+    Phi3Config,
+    PretrainedConfig,
+    PreTrainedModel,
+    Qwen2Config,
+)
+from word_lm import tiny_causal_lm
+
+VOCAB, WINDOW = 30, 4
+SLIDING = ["mistral", "mistral-eager", "gemma2", "gemma3", "qwen2"]
+NO_WINDOW = ["gpt2", "llama", "neox", "opt", "phi3", "gpt-neo"]
+
+
+def tiny_config(arch: str) -> PretrainedConfig:
+    """A 2-3 layer config, dropout off; the sliding ones have a window of 4 tokens."""
+    common = {
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 2,
+        "max_position_embeddings": 128,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 2,
+    }
+    gqa = {**common, "intermediate_size": 64, "num_key_value_heads": 1}
+    three = {**gqa, "num_hidden_layers": 3}
+    if arch == "opt":
+        return OPTConfig(
+            **common, ffn_dim=64, word_embed_proj_dim=32, dropout=0.0, attention_dropout=0.0
+        )
+    if arch == "phi3":
+        return Phi3Config(**gqa)
+    if arch == "gpt-neo":  # global layers only: GPT-Neo's local layers are refused
+        return GPTNeoConfig(
+            **common,
+            attention_types=[[["global"], 2]],
+            embed_dropout=0.0,
+            attention_dropout=0.0,
+            resid_dropout=0.0,
+        )
+    if arch.startswith("mistral"):  # every layer slides
+        return MistralConfig(**gqa, sliding_window=WINDOW)
+    if arch == "gemma2":  # alternates sliding and full layers
+        return Gemma2Config(**gqa, head_dim=16, sliding_window=WINDOW)
+    if arch == "gemma3":
+        kinds = ["sliding_attention", "full_attention", "sliding_attention"]
+        return Gemma3TextConfig(**three, head_dim=16, sliding_window=WINDOW, layer_types=kinds)
+    if arch == "qwen2":  # layer 0 full, layers 1-2 slide
+        return Qwen2Config(
+            **three, use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1
+        )
+    raise ValueError(arch)
+
+
+def tiny_model(arch: str, seed: int = 0) -> PreTrainedModel:
+    """A tiny causal LM from config in eval mode (``mistral-eager``: eager attention)."""
+    if arch in ("gpt2", "llama", "neox"):
+        return tiny_causal_lm(arch, VOCAB, seed)
+    torch.manual_seed(seed)
+    implementation = "eager" if arch.endswith("-eager") else None
+    model = AutoModelForCausalLM.from_config(tiny_config(arch), attn_implementation=implementation)
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _full_forward(model, ids, temperature):
     out = model(torch.tensor([ids]), output_hidden_states=True)
     return out.logits[0, -1] / temperature, out.hidden_states[-1][0, -1]
+
+
+@dataclass
+class Drive:
+    """What :func:`drive_staggered` saw: worst gaps to a lone forward, and the schedule."""
+
+    logprob_gap: float = 0.0
+    hidden_gap: float = 0.0
+    widths: list[int] = field(default_factory=list)
+    restarts: set[tuple[int, int]] = field(default_factory=set)  # (step, row), after step 0
+    longest: int = 0
+
+    @property
+    def compacted(self) -> bool:
+        return any(b < a for a, b in zip(self.widths, self.widths[1:], strict=False))
+
+
+def _schedule(rng, histories, targets, step, drive):
+    """Per row: a new 1-6 token prompt when its episode is over, else one token or nothing."""
+    tokens, reset = [], []
+    for row, history in enumerate(histories):
+        if len(history) >= targets[row]:
+            prompt = [rng.randrange(VOCAB) for _ in range(rng.randint(1, 6))]
+            targets[row] = rng.randint(7, 15)  # episodes longer than the window
+            histories[row] = list(prompt)
+            tokens.append(prompt)
+            reset.append(True)
+            if step:
+                drive.restarts.add((step, row))
+        elif rng.random() < 0.1:  # an idle row
+            tokens.append([])
+            reset.append(False)
+        else:
+            tokens.append([rng.randrange(VOCAB)])
+            reset.append(False)
+            history.append(tokens[-1][0])
+    return tokens, reset
+
+
+@torch.no_grad()
+def drive_staggered(model, steps=48, num_rows=3, temperature=0.7, seed=0) -> Drive:
+    """Run N rows with staggered restarts; compare each row, each step, to a lone forward."""
+    rng, drive = random.Random(seed), Drive()
+    runner = CachedCausalLM(model, num_rows, temperature=temperature, output_hidden=True)
+    histories: list[list[int]] = [[] for _ in range(num_rows)]
+    targets = [0] * num_rows
+    for step in range(steps):
+        out = runner.advance(*_schedule(rng, histories, targets, step, drive))
+        drive.widths.append(runner._mask.shape[1])
+        for row, history in enumerate(histories):
+            logits, hidden = _full_forward(model, history, temperature)
+            gap = torch.log_softmax(logits, -1) - torch.log_softmax(out.logits[row], -1)
+            drive.logprob_gap = max(drive.logprob_gap, gap.abs().max().item())
+            drive.hidden_gap = max(drive.hidden_gap, (hidden - out.hidden[row]).abs().max().item())
+            drive.longest = max(drive.longest, len(history))
+    assert runner.histories() == histories
+    return drive
+
+
+@pytest.mark.parametrize("arch", SLIDING + NO_WINDOW)
+def test_every_row_matches_a_lone_forward_of_its_own_tokens(arch):
+    """Staggered restarts, idle rows, prompts and compaction: each row as if it ran alone."""
+    drive = drive_staggered(tiny_model(arch))
+    assert drive.logprob_gap < 1e-5
+    assert drive.hidden_gap < 1e-4
+    assert drive.compacted and drive.longest > 2 * WINDOW
+    assert len({step for step, _ in drive.restarts}) >= 3  # rows restart at different steps
+    assert {row for _, row in drive.restarts} == {0, 1, 2}
+
+
+def _record_masks(model) -> list:
+    seen: list = []
+    model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: seen.append(kwargs["attention_mask"]), with_kwargs=True
+    )
+    return seen
+
+
+@pytest.mark.parametrize("arch", NO_WINDOW)
+@torch.no_grad()
+def test_models_without_a_window_keep_the_2d_mask_path(arch):
+    model = tiny_model(arch)
+    seen = _record_masks(model)
+    runner = CachedCausalLM(model, 2)
+    runner.advance([[3, 4, 5], [6]])
+    runner.advance([[7], [8]], [False, False])
+    assert [mask.dim() for mask in seen] == [2, 2]
+    torch.testing.assert_close(seen[-1], runner._mask)
+
+
+@pytest.mark.parametrize("arch", SLIDING)
+@torch.no_grad()
+def test_sliding_models_get_4d_masks_and_a_cache_that_keeps_every_column(arch):
+    model = tiny_model(arch)
+    seen = _record_masks(model)
+    runner = CachedCausalLM(model, 2)
+    runner.advance([[3, 4, 5, 6, 7, 8], [6]])
+    for _ in range(3 * WINDOW):
+        runner.advance([[7], [8]])
+    masks = seen[-1] if isinstance(seen[-1], dict) else {"sliding_attention": seen[-1]}
+    assert isinstance(seen[-1], dict) == (arch not in ("mistral", "mistral-eager"))
+    assert all(mask.shape == (2, 1, 1, runner._mask.shape[1]) for mask in masks.values())
+    assert all(layer.keys.shape[-2] == runner._mask.shape[1] for layer in runner._cache.layers)
+
+
+def test_a_row_sees_its_own_last_tokens_across_padding_columns():
+    """Window 2 counts the row's tokens, not columns: a masked column in between is skipped."""
+    plan = SlidingWindow(window=2, mixed=True, additive=False, dtype=torch.float32)
+    masks = plan.masks(torch.tensor([[0, 1, 1, 0, 1], [0, 0, 0, 0, 0]]), width=1)
+    assert masks["sliding_attention"][0, 0, 0].tolist() == [False, False, True, False, True]
+    assert masks["full_attention"][0, 0, 0].tolist() == [False, True, True, False, True]
+    assert masks["sliding_attention"][1].all()  # no key at all: kept finite, never read
 
 
 @torch.no_grad()
@@ -63,3 +256,41 @@ def test_reset_row_needs_tokens(tiny_lm):
     runner = CachedCausalLM(tiny_lm, 2)
     with pytest.raises(ValueError, match="reset row needs"):
         runner.advance([[3], []], [False, True])
+
+
+# ------------------------------------------------------------------- caches that cannot be exact
+def test_local_attention_counted_inside_the_model_is_refused():
+    """GPT-Neo applies its local window itself, in cache columns: no mask can correct it."""
+    config = tiny_config("gpt-neo")
+    config.attention_types = [[["global", "local"], 1]]
+    config.attention_layers = config.expand_attention_types_params(config.attention_types)
+    config.window_size = WINDOW
+    with pytest.raises(ValueError, match="local-attention layers \\[1\\].*all 'global'"):
+        CachedCausalLM(AutoModelForCausalLM.from_config(config), 2)
+
+
+def test_chunked_attention_is_refused():
+    config = Llama4TextConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        intermediate_size_mlp=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        attention_chunk_size=4,
+        num_local_experts=2,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
+    with pytest.raises(ValueError, match="chunked_attention.*full or sliding"):
+        CachedCausalLM(AutoModelForCausalLM.from_config(config), 2)
+
+
+def test_a_sliding_model_without_dense_masks_is_refused():
+    model = tiny_model("mistral")
+    model.set_attn_implementation("flex_attention")
+    with pytest.raises(ValueError, match="attn_implementation='sdpa'"):
+        CachedCausalLM(model, 2)
