@@ -77,9 +77,9 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
     **Where log π_θ comes from** (``kl_reward="kl"``): call :meth:`set_policy_logprob` with the
     act-time log-prob before a step (that step only); otherwise a ``policy_model`` bound at
     construction is run by the env itself; with neither, β must be 0, else ``step`` raises.
-    ``info`` carries numpy float64 ``"score"`` (0.0 until the end), ``"kl"``, ``"ref_logprob"``
-    and ``"policy_logprob"`` (the last two only when log π_θ is known); at the end also ``"prompt"``, ``"prompt_ids"``
-    (list of int), ``"completion"`` (text without EOS), ``"completion_ids"`` and
+    ``info`` carries numpy float64 ``"score"`` (0.0 until the end), ``"ref_logprob"``, and
+    ``"kl"`` and ``"policy_logprob"`` when log π_θ is known; at the end also ``"prompt"``,
+    ``"prompt_ids"`` (list of int), ``"completion"`` (text without EOS), ``"completion_ids"`` and
     ``"eos_penalty"``, plus what the terms add (float64).
 
     ## Starting State

@@ -10,10 +10,12 @@ accelerate / ``torchrun`` / DeepSpeed) is the Trainer's own. Loss per pair:
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +24,8 @@ import torch.nn.functional as F
 from rlhf_gym.reward_models.encoding import PairwiseCollator
 from rlhf_gym.reward_models.model import reward_forward
 from torch import nn
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+from transformers.utils import logging as hf_logging
 
 
 def pairwise_loss(
@@ -92,22 +95,30 @@ class RewardTrainer(Trainer):
 class RewardTrainingConfig:
     """Optimisation settings of reward-model training."""
 
-    learning_rate: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate"})
-    epochs: float = field(default=2.0, metadata={"help": "passes over the training pairs"})
-    batch_size: int = field(default=32, metadata={"help": "pairs per optimiser step"})
+    learning_rate: float = field(
+        default=1e-3, metadata={"help": "peak AdamW learning rate", "min": 0.0}
+    )
+    rm_epochs: float = field(
+        default=2.0, metadata={"help": "passes over the training pairs", "min": 0.0}
+    )
+    batch_size: int = field(default=32, metadata={"help": "pairs per optimiser step", "min": 1})
     lr_scheduler: Literal["linear", "cosine"] = field(
         default="cosine", metadata={"help": "learning-rate decay after warmup"}
     )
     warmup_ratio: float = field(
-        default=0.05, metadata={"help": "fraction of steps spent warming up"}
+        default=0.05,
+        metadata={"help": "fraction of steps spent warming up", "min": 0.0, "max": 1.0},
     )
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay", "min": 0.0})
     center_coef: float = field(
-        default=0.01, metadata={"help": "c in c*mean((r_w+r_l)^2); 0 disables"}
+        default=0.01, metadata={"help": "c in c*mean((r_w+r_l)^2); 0 disables", "min": 0.0}
     )
     seed: int = field(default=0, metadata={"help": "seed of head init, shuffling and split"})
     logging_steps: int = field(
-        default=20, metadata={"help": "log train loss every this many steps"}
+        default=20, metadata={"help": "log train loss every this many steps", "min": 1}
+    )
+    report_to: Literal["none", "tensorboard", "csv", "wandb"] = field(
+        default="none", metadata={"help": "where the training curves go (besides the console)"}
     )
     print_logs: bool = field(
         default=True, metadata={"help": "print the Trainer's loss and eval dicts to stdout"}
@@ -117,11 +128,15 @@ class RewardTrainingConfig:
 def training_arguments(
     config: RewardTrainingConfig, output_dir: str | None = None
 ) -> TrainingArguments:
-    """Translate our config into ``TrainingArguments`` (no checkpoints, no external loggers)."""
+    """Translate our config into ``TrainingArguments`` (no checkpoints).
+
+    ``report_to`` "tensorboard" or "wandb" is the Trainer's own reporter, writing under
+    ``output_dir``; "csv" is :class:`CSVLogCallback`'s (see :func:`train_reward_network`).
+    """
     return TrainingArguments(
         output_dir=output_dir or tempfile.mkdtemp(prefix="rlhf_gym_rm_"),
         learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs,
+        num_train_epochs=config.rm_epochs,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=max(config.batch_size, 64),
         lr_scheduler_type=config.lr_scheduler,
@@ -132,7 +147,7 @@ def training_arguments(
         logging_steps=config.logging_steps,
         eval_strategy="epoch",
         save_strategy="no",
-        report_to="none",
+        report_to=[config.report_to] if config.report_to in ("tensorboard", "wandb") else "none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -148,20 +163,58 @@ def train_reward_network(
     output_dir: str | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place on encoded pairs; return the final held-out metrics."""
+    args = training_arguments(config, output_dir)
     trainer = RewardTrainer(
         model=model,
-        args=training_arguments(config, output_dir),
+        args=args,
         train_dataset=list(train_rows),
         eval_dataset=list(eval_rows),
         data_collator=PairwiseCollator(pad_token_id),
         compute_metrics=pair_accuracy,
         center_coef=config.center_coef,
+        callbacks=[CSVLogCallback(Path(args.output_dir) / "log.csv")]
+        if config.report_to == "csv" else None,
     )
     # The Trainer prints its log dicts on stdout and its progress bars on stderr: a quiet run
     # (the demo) keeps the bars and drops the dicts; the metrics are returned either way.
     console = (contextlib.nullcontext() if config.print_logs
                else contextlib.redirect_stdout(io.StringIO()))
-    with console:
+    with console, progress_bars_on():
         trainer.train()
         model.eval()
         return trainer.evaluate()
+
+
+@contextlib.contextmanager
+def progress_bars_on() -> Iterator[None]:
+    """The Trainer's progress bar, even where the CLI silenced transformers' other bars."""
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_on:
+            hf_logging.disable_progress_bar()
+
+
+class CSVLogCallback(TrainerCallback):
+    """Append every log event of the Trainer (train loss, held-out accuracy) to a CSV file.
+
+    Each row is written as it happens, so a crash keeps what was logged; the header is the
+    union of the keys seen so far (the file is rewritten when a new key appears).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path, self.rows = Path(path), []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any):
+        """Record one event (``step``, ``epoch`` and the logged values)."""
+        if not logs or not state.is_world_process_zero:
+            return
+        self.rows.append({"step": state.global_step, "epoch": state.epoch, **logs})
+        keys = list(dict.fromkeys(k for row in self.rows for k in row))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)

@@ -28,36 +28,46 @@ from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 class DemoConfig:
     """Command-line settings of ``rlhf-gym demo``."""
 
-    name: str = field(default="demo", metadata={"help": "run name: output goes to RUNS_DIR/NAME"})
-    runs_dir: str = field(default="runs", metadata={"help": "parent folder of all runs"})
+    output_dir: str = field(
+        default="runs/demo", metadata={"help": "folder of the report (and of each compared run)"}
+    )
     quick: bool = field(default=False, metadata={"help": "tiny budgets everywhere (for tests)"})
     compare: bool = field(default=False, metadata={"help": "baseline vs mitigations, one report"})
     seed: int = field(default=0, metadata={"help": "seed of the reward model and PPO"})
     world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
     toy_dir: str = field(default="", metadata={"help": "toy-world cache root (default: its own)"})
-    num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs"})
-    rm_epochs: int = field(default=2, metadata={"help": "reward-model epochs"})
-    iterations: int = field(default=25, metadata={"help": "PPO iterations"})
-    num_envs: int = field(default=32, metadata={"help": "episodes per PPO rollout"})
-    max_new_tokens: int = field(default=48, metadata={"help": "completion budget in tokens"})
-    learning_rate: float = field(default=1e-4, metadata={"help": "PPO learning rate"})
+    num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs", "min": 2})
+    rm_epochs: float = field(default=2, metadata={"help": "reward-model epochs", "min": 0.0})
+    iterations: int = field(default=25, metadata={"help": "PPO iterations", "min": 1})
+    num_envs: int = field(default=32, metadata={"help": "episodes per PPO rollout", "min": 1})
+    max_new_tokens: int = field(
+        default=48, metadata={"help": "completion budget in tokens", "min": 1}
+    )
+    learning_rate: float = field(default=1e-4, metadata={"help": "PPO learning rate", "min": 0.0})
     kl_coef: float = field(
-        default=DEFAULT_KL_COEF, metadata={"help": "KL coefficient beta the env starts with"}
+        default=DEFAULT_KL_COEF,
+        metadata={"help": "KL coefficient beta the env starts with", "min": 0.0},
     )
     adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive KL controller"})
-    kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target, nats/sequence"})
-    kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
+    kl_target: float = field(
+        default=6.0, metadata={"help": "adaptive KL target, nats/sequence", "min": 1e-9}
+    )
+    kl_horizon: int = field(
+        default=10_000, metadata={"help": "adaptive KL horizon (sequences)", "min": 1}
+    )
     ref_refresh_every: int = field(
-        default=0, metadata={"help": "refresh reference every K (0 off)"}
+        default=0, metadata={"help": "refresh reference every K (0 off)", "min": 0}
     )
     length_debias: bool = field(default=False, metadata={"help": "mitigation: length-debiased RM"})
-    ensemble: int = field(default=1, metadata={"help": "mitigation: N>1 reward models ..."})
-    ensemble_k: float = field(default=1.0, metadata={"help": "... scored mean - k*std"})
+    ensemble: int = field(
+        default=1, metadata={"help": "mitigation: N>1 reward models ...", "min": 1}
+    )
+    ensemble_k: float = field(default=1.0, metadata={"help": "... scored mean - k*std", "min": 0.0})
     eval_samples: int = field(
-        default=16, metadata={"help": "held-out samples per prompt, before and after"}
+        default=16, metadata={"help": "held-out samples per prompt, before and after", "min": 1}
     )
     curve_samples: int = field(
-        default=8, metadata={"help": "held-out samples per prompt after each iteration"}
+        default=8, metadata={"help": "held-out samples per prompt after each iteration", "min": 1}
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
@@ -71,6 +81,9 @@ QUICK = {
     "eval_samples": 2,
     "curve_samples": 2,
 }
+
+
+CONFIG = DemoConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +111,7 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
         artifacts.sft_dir,
         artifacts.preferences_path,
         tokenizer=artifacts.load_tokenizer(),
-        config=RewardTrainingConfig(seed=seed, epochs=cfg.rm_epochs, print_logs=False),
+        config=RewardTrainingConfig(seed=seed, rm_epochs=cfg.rm_epochs, print_logs=False),
     )
     world = artifacts.world
     samples = {"fit_samples": 64, "check_samples": 64} if cfg.quick else {}
@@ -251,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclass_from_args(DemoConfig, args)
     if cfg.quick:
         cfg = dataclasses.replace(cfg, **QUICK)
-    out = Path(cfg.runs_dir) / cfg.name
+    out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print("[demo] toy world", flush=True)

@@ -27,35 +27,48 @@ TOY_PROMPTS = "toy-heldout"
 class EvaluateConfig:
     """Command-line settings of ``rlhf-gym evaluate``."""
 
-    policy: str = field(default="", metadata={"help": "policy folder or name; empty: toy SFT"})
+    policy: str = field(
+        default="", metadata={"help": "policy folder or name; empty: toy SFT", "path": True}
+    )
     reference: str = field(
         default="",
         metadata={"help": "model KL is measured against; empty: toy SFT when the toy world is "
-                          "in use, else no KL; 'none': no KL"},
+                          "in use, else no KL; 'none': no KL", "path": True},
     )
     tokenizer: str = field(
-        default="", metadata={"help": "tokenizer folder or name; empty: the policy's, or toy"}
+        default="",
+        metadata={"help": "tokenizer folder or name; empty: the policy's, or toy", "path": True},
     )
     reward: Literal["gold", "none"] = field(
         default="gold",
         metadata={"help": "score with the toy gold utility, or nothing (with --reward-model)"},
     )
     reward_model: str = field(
-        default="", metadata={"help": "saved reward model to score with (overrides --reward)"}
+        default="",
+        metadata={"help": "saved reward model to score with (overrides --reward)", "path": True},
     )
     prompts: str = field(
         default=TOY_PROMPTS,
-        metadata={"help": "'toy-heldout', or a file: one prompt per line, or JSONL 'prompt'"},
+        metadata={"help": "'toy-heldout', or a file: one prompt per line, or JSONL 'prompt'",
+                  "path": True},
     )
-    num_prompts: int = field(default=0, metadata={"help": "first N prompts; 0: all"})
-    num_samples_per_prompt: int = field(default=4, metadata={"help": "completions per prompt"})
-    max_new_tokens: int = field(default=48, metadata={"help": "longest completion in tokens"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    batch_size: int = field(default=64, metadata={"help": "sequences per generate call"})
+    num_prompts: int = field(default=0, metadata={"help": "first N prompts; 0: all", "min": 0})
+    eval_samples: int = field(default=4, metadata={"help": "completions per prompt", "min": 1})
+    max_new_tokens: int = field(
+        default=48, metadata={"help": "longest completion in tokens", "min": 1}
+    )
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature", "min": 1e-6})
+    batch_size: int = field(default=64, metadata={"help": "sequences sampled together", "min": 1})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
     toy_dir: str = field(default="", metadata={"help": "toy-world cache folder; empty: default"})
-    json: str = field(default="", metadata={"help": "write the full result as JSON here"})
+    world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
+    output_dir: str = field(
+        default="", metadata={"help": "write every sample and aggregate to OUTPUT_DIR/eval.json"}
+    )
+
+
+CONFIG = EvaluateConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +92,7 @@ def resolve(cfg: EvaluateConfig) -> dict[str, Any]:
     if _uses_toy(cfg):
         from rlhf_gym.toy import toy_defaults
 
-        found = toy_defaults(cfg.toy_dir, progress=True)
+        found = toy_defaults(cfg.toy_dir, world_seed=cfg.world_seed, progress=True)
         toy = {"sft": found.policy, "tokenizer": found.tokenizer,
                "prompts": found.heldout_prompts, "gold": found.gold}
     policy = cfg.policy or toy["sft"]
@@ -110,14 +123,14 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_policy(
         src["policy"], src["tokenizer"], src["prompts"], src["reward"],
         gold=src["gold"], reference=src["reference"],
-        num_samples_per_prompt=cfg.num_samples_per_prompt, max_new_tokens=cfg.max_new_tokens,
+        num_samples_per_prompt=cfg.eval_samples, max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.temperature, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
     )
     print(f"policy {src['policy']} on {len(src['prompts'])} prompts "
-          f"x {cfg.num_samples_per_prompt} samples (reference: {src['reference']})")
+          f"x {cfg.eval_samples} samples (reference: {src['reference']})")
     print(result.table())
-    if cfg.json:
-        out = Path(cfg.json)
+    if cfg.output_dir:
+        out = Path(cfg.output_dir) / "eval.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         data = result.to_dict()
         data["settings"].update(policy=str(src["policy"]), reference=str(src["reference"]))

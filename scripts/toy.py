@@ -2,11 +2,11 @@
 
 Examples::
 
-    rlhf-gym toy build --out /tmp/toy --num-pairs 6000
-    rlhf-gym toy info --out /tmp/toy
-    python scripts/toy.py build --out /tmp/toy
+    rlhf-gym toy build --toy-dir /tmp/toy --num-pairs 6000
+    rlhf-gym toy info --toy-dir /tmp/toy
+    python scripts/toy.py build --toy-dir /tmp/toy
 
-``build`` writes into ``<out>/toy-v2-seed<seed>-<hash>/`` (``--out`` defaults to
+``build`` writes into ``<toy-dir>/toy-v2-seed<world-seed>-<hash>/`` (``--toy-dir`` defaults to
 ``$RLHF_GYM_CACHE`` or ``~/.cache/rlhf_gym``) and is instant when that folder is already complete;
 a broken cached folder is reported and rebuilt. ``info`` prints the world's measured statistics
 (it builds first if needed).
@@ -16,28 +16,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 from rlhf_gym.toy.build import ToyArtifacts, build_toy_world, load_toy_world
-from rlhf_gym.toy.cache import ToyCacheError
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=None,
-                        help="cache root (default: $RLHF_GYM_CACHE or ~/.cache/rlhf_gym)")
-    parser.add_argument("--seed", type=int, default=0, help="world and build seed (default: 0)")
-    parser.add_argument("--num-pairs", type=int, default=6000,
-                        help="preference pairs to write (default: 6000)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+@dataclass
+class ToyConfig:
+    """Settings of ``rlhf-gym toy build`` and ``toy info``."""
+
+    toy_dir: str = field(
+        default="", metadata={"help": "cache root; empty: $RLHF_GYM_CACHE or ~/.cache/rlhf_gym"}
+    )
+    world_seed: int = field(default=0, metadata={"help": "world and build seed"})
+    num_pairs: int = field(default=6000, metadata={"help": "preference pairs to write", "min": 1})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``build`` and ``info`` sub-commands to ``parser``."""
     sub = parser.add_subparsers(dest="toy_command", metavar="{build,info}")
     build = sub.add_parser("build", help="build the artifacts (or reuse the cache)")
-    _add_common(build)
+    add_dataclass_arguments(build, ToyConfig)
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     info = sub.add_parser("info", help="print the toy world's statistics")
-    _add_common(info)
+    add_dataclass_arguments(info, ToyConfig)
     info.add_argument("--path", default=None,
                       help="an existing artifact folder to describe instead (no build)")
 
@@ -67,25 +71,18 @@ def run(args: argparse.Namespace) -> int:
     """Run ``build`` or ``info``; return the exit status."""
     command = getattr(args, "toy_command", None)
     if command is None:
-        print("rlhf-gym toy: choose a sub-command: build or info (see --help)", file=sys.stderr)
-        return 2
-    if args.num_pairs < 1:
-        print(f"rlhf-gym toy: --num-pairs must be >= 1, got {args.num_pairs}", file=sys.stderr)
-        return 2
-    try:
-        if getattr(args, "path", None):
-            artifacts = load_toy_world(args.path)
-        else:
-            artifacts = build_toy_world(
-                args.out,
-                seed=args.seed,
-                num_pairs=args.num_pairs,
-                force=getattr(args, "force", False),
-                progress=not args.no_progress,
-            )
-    except (ToyCacheError, FileNotFoundError) as err:
-        print(f"rlhf-gym toy: error: {err}", file=sys.stderr)
-        return 1
+        raise ValueError("choose a sub-command: build or info (see --help).")
+    cfg = dataclass_from_args(ToyConfig, args)
+    if getattr(args, "path", None):
+        artifacts = load_toy_world(args.path)
+    else:
+        artifacts = build_toy_world(
+            cfg.toy_dir or None,
+            seed=cfg.world_seed,
+            num_pairs=cfg.num_pairs,
+            force=getattr(args, "force", False),
+            progress=cfg.progress,
+        )
     if command == "info":
         _print_info(artifacts)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,20 +28,30 @@ from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 class TrainRewardModelConfig(RewardTrainingConfig):
     """Command-line settings of ``rlhf-gym train-rm`` (optimisation fields are inherited)."""
 
-    out: str = field(default="runs/reward_model", metadata={"help": "folder the model is saved to"})
+    output_dir: str = field(
+        default="runs/reward_model", metadata={"help": "folder the model (and logs) go to"}
+    )
     preferences: str = field(
         default="",
-        metadata={"help": "JSONL/dataset of prompt/chosen/rejected; empty: the toy world's pairs"},
+        metadata={"help": "JSONL/dataset of prompt/chosen/rejected; empty: the toy world's pairs",
+                  "path": True},
     )
     base_model: str = field(
-        default="", metadata={"help": "causal LM to start from; empty: toy SFT"}
+        default="", metadata={"help": "causal LM to start from; empty: toy SFT", "path": True}
     )
     toy_dir: str = field(
         default="", metadata={"help": "toy-world cache folder; empty: its default"}
     )
-    num_pairs: int = field(default=6000, metadata={"help": "toy-world preference pairs to label"})
-    eval_fraction: float = field(default=0.1, metadata={"help": "share of pairs held out"})
-    max_length: int = field(default=128, metadata={"help": "longest prompt+completion in tokens"})
+    world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
+    num_pairs: int = field(
+        default=6000, metadata={"help": "toy-world preference pairs to label", "min": 2}
+    )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "share of pairs held out", "min": 0.0, "max": 1.0}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "longest prompt+completion in tokens", "min": 2}
+    )
     truncation: Literal["error", "left"] = field(
         default="error",
         metadata={"help": "over-long pairs: error, or drop prompt tokens from the left"},
@@ -49,10 +60,17 @@ class TrainRewardModelConfig(RewardTrainingConfig):
         default=False, metadata={"help": "skip and count bad rows, not raise"}
     )
     norm_samples: int = field(
-        default=16384, metadata={"help": "SFT samples to fit normalisation on"}
+        default=16384, metadata={"help": "SFT samples to fit normalisation on", "min": 2}
     )
-    check_samples: int = field(default=4096, metadata={"help": "fresh SFT samples for the checks"})
-    max_new_tokens: int = field(default=48, metadata={"help": "longest sampled SFT completion"})
+    check_samples: int = field(
+        default=4096, metadata={"help": "fresh SFT samples for the checks", "min": 2}
+    )
+    max_new_tokens: int = field(
+        default=48, metadata={"help": "longest sampled SFT completion", "min": 1}
+    )
+
+
+CONFIG = TrainRewardModelConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +91,9 @@ def _data_sources(cfg: TrainRewardModelConfig) -> dict[str, Any]:
         }
     from rlhf_gym.toy import toy_defaults
 
-    toy = toy_defaults(cfg.toy_dir, world_seed=cfg.seed, progress=True, num_pairs=cfg.num_pairs)
+    toy = toy_defaults(
+        cfg.toy_dir, world_seed=cfg.world_seed, progress=True, num_pairs=cfg.num_pairs
+    )
     return {
         "base": cfg.base_model or toy.policy,
         "tokenizer": load_tokenizer(toy.tokenizer),
@@ -103,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         max_length=cfg.max_length,
         truncation=cfg.truncation,
         skip_invalid=cfg.skip_invalid,
+        output_dir=os.path.join(cfg.output_dir, "logs"),
     )
     train_seconds = time.perf_counter() - start
     print(
@@ -128,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     _report("Spearman(RM, length in words)", check["spearman_length"])
     if src["gold"] is not None:
         _report("Spearman(RM, gold utility)", check["spearman_gold"])
-    rm.save_pretrained(cfg.out)
-    print(f"saved to {cfg.out} (load with rlhf_gym.reward_models.load_reward_model)")
+    rm.save_pretrained(cfg.output_dir)
+    print(f"saved to {cfg.output_dir} (load with rlhf_gym.reward_models.load_reward_model)")
     return 0
 
 

@@ -24,7 +24,7 @@ MANIFEST = "manifest.json"
 COMPLETE = "COMPLETE"
 
 
-class ToyCacheError(RuntimeError):
+class ToyCacheError(OSError):
     """The cache location cannot be used (for example, it is not writable)."""
 
 

@@ -36,7 +36,7 @@ def test_pairwise_loss_values():
 
 def test_training_learns_and_is_deterministic(sft_dir, tmp_path):
     config = RewardTrainingConfig(
-        epochs=3, batch_size=16, learning_rate=3e-3, seed=1, logging_steps=5
+        rm_epochs=3, batch_size=16, learning_rate=3e-3, seed=1, logging_steps=5
     )
     rows = synthetic_rows(240)
     rm, metrics, held_out = train_reward_model(
@@ -60,7 +60,7 @@ def test_training_skips_and_counts_bad_rows(sft_dir, tmp_path):
         {"prompt": "q", "chosen": "good"},
         {"prompt": "q", "chosen": 1, "rejected": "a"},
     ]
-    config = RewardTrainingConfig(epochs=1, batch_size=16)
+    config = RewardTrainingConfig(rm_epochs=1, batch_size=16)
     _, metrics, _ = train_reward_model(
         sft_dir, rows, config=config, skip_invalid=True, output_dir=str(tmp_path)
     )

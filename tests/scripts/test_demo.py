@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_demo_quick_writes_a_consistent_report(tmp_path: Path) -> None:
     command = [
-        sys.executable, str(ROOT / "scripts" / "demo.py"), "--quick", "true",
-        "--runs-dir", str(tmp_path / "runs"), "--toy-dir", str(tmp_path / "toy"),
+        sys.executable, str(ROOT / "scripts" / "demo.py"), "--quick",
+        "--output-dir", str(tmp_path / "runs" / "demo"), "--toy-dir", str(tmp_path / "toy"),
         "--device", "cpu",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -46,7 +46,17 @@ def test_demo_quick_writes_a_consistent_report(tmp_path: Path) -> None:
     assert "eval_loss" not in result.stdout  # the Trainer's log dicts stay out of the demo
 
 
-def test_cli_registers_demo() -> None:
-    from rlhf_gym.scripts.cli import SUBCOMMANDS
+def test_demo_reads_a_config_file_and_flags_win(tmp_path: Path, capsys) -> None:
+    from rlhf_gym.scripts.cli import build_parser, main
 
-    assert ("demo", "rlhf_gym.scripts.demo") in [(n, m) for n, m, _ in SUBCOMMANDS]
+    settings = tmp_path / "demo.yaml"
+    settings.write_text("iterations: 7\nkl-coef: 0.3\ncompare: true\n")
+    argv = ["demo", "--config", str(settings), "--iterations", "3"]
+    args = build_parser("demo").parse_args(argv)
+    from rlhf_gym.scripts.cli import apply_config_file
+
+    args = apply_config_file(args, argv[1:])
+    assert (args.iterations, args.kl_coef, args.compare) == (3, 0.3, True)
+    settings.write_text("iteration: 7\n")
+    assert main(["demo", "--config", str(settings)]) == 2
+    assert "unknown setting(s) iteration" in capsys.readouterr().err

@@ -26,8 +26,8 @@ def test_evaluate_script_with_explicit_models_writes_consistent_json(saved, tmp_
     status = main([
         "--policy", str(saved["policy"]), "--reference", str(saved["ref"]),
         "--reward", "none", "--reward-model", str(saved["rm"]), "--prompts", str(saved["prompts"]),
-        "--num-prompts", "2", "--num-samples-per-prompt", "3", "--max-new-tokens", "8",
-        "--device", "cpu", "--json", str(out),
+        "--num-prompts", "2", "--eval-samples", "3", "--max-new-tokens", "8",
+        "--device", "cpu", "--output-dir", str(out.parent),
     ])
     assert status == 0
     printed = capsys.readouterr().out

@@ -107,7 +107,7 @@ def test_unwritable_out_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ToyCacheError, match=str(bad)):
         build_toy_world(bad, progress=False)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "toy.py"), "build", "--out", str(bad)],
+        [sys.executable, str(REPO / "scripts" / "toy.py"), "build", "--toy-dir", str(bad)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode != 0
@@ -134,7 +134,7 @@ def test_cli_info_and_build(tiny, tiny_root, capsys):
     assert main(["toy", "info", "--path", str(tiny.root)]) == 0
     out = capsys.readouterr().out
     assert "well-formed fraction" in out and "Bayes accuracy" in out and "vocab size" in out
-    assert main(["toy", "info", "--path", str(tiny_root / "nope")]) == 1
+    assert main(["toy", "info", "--path", str(tiny_root / "nope")]) == 2  # user error: exit 2
     assert "not a complete toy-world build" in capsys.readouterr().err
     assert main(["toy"]) == 2
     with pytest.raises(SystemExit):
