@@ -36,11 +36,18 @@ def check_scores(scores: object, expected: int, source_name: str) -> np.ndarray:
         ValueError: naming the source and the problem (wrong shape, NaN or inf).
     """
     try:
-        array = np.asarray(scores, dtype=np.float64)
+        raw = np.asarray(scores)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"reward source {source_name} returned {type(scores).__name__}, not numbers: {err}"
         ) from err
+    if raw.dtype.kind not in "biuf":  # no silent coercion of '0.5' or None
+        first = raw.flat[0] if raw.size else None
+        raise ValueError(
+            f"reward source {source_name} returned {raw.dtype} values (e.g. {first!r}), not "
+            "numbers; return floats, one per completion."
+        )
+    array = raw.astype(np.float64)
     if array.shape != (expected,):
         raise ValueError(
             f"reward source {source_name} returned shape {array.shape} for {expected} completions; "

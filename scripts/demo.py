@@ -35,7 +35,7 @@ class DemoConfig:
     compare: bool = field(default=False, metadata={"help": "baseline vs mitigations, one report"})
     seed: int = field(default=0, metadata={"help": "seed of the reward model and PPO"})
     world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
-    toy_dir: str = field(default="", metadata={"help": "toy-world cache root (default: its own)"})
+    toy_dir: str = field(default="", metadata={"help": "toy-world cache root; empty: its default"})
     num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs", "min": 2})
     rm_epochs: float = field(default=2, metadata={"help": "reward-model epochs", "min": 0.0})
     iterations: int = field(default=25, metadata={"help": "PPO iterations", "min": 1})

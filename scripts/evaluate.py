@@ -5,7 +5,7 @@ scored by the gold utility (built or loaded from the toy cache). Point ``--polic
 policy to see what RL changed, ``--reward-model`` at a trained reward model to score with the
 proxy (the gold utility is then reported beside it on toy prompts), and ``--prompts`` at a file
 (one prompt per line, or JSONL with a "prompt" field) to leave the toy world. Prints a table
-and, with ``--json``, writes every sample and aggregate.
+and, with ``--output-dir``, writes every sample and aggregate to ``eval.json`` there.
 """
 
 from __future__ import annotations

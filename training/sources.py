@@ -7,6 +7,8 @@ which is then built or loaded from its cache.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,4 +76,15 @@ def load_reward(config: TrainPPOConfig, tokenizer: Any) -> Any:
     module, _, name = config.reward.partition(":")
     if not name:
         raise ValueError(f"--reward must be 'gold' or 'module:function', got {config.reward!r}.")
-    return getattr(importlib.import_module(module), name)
+    if os.getcwd() not in sys.path:  # a module in the working folder, as `python -m` finds it
+        sys.path.insert(0, os.getcwd())
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(
+            f"--reward {config.reward}: cannot import {name!r} from {module!r} ({err}); the module "
+            "must be importable from the working folder or PYTHONPATH."
+        ) from err
+    if not callable(function):
+        raise ValueError(f"--reward {config.reward}: {name!r} is not callable.")
+    return function
