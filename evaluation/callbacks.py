@@ -5,8 +5,9 @@ every update (an update ends when the next rollout starts, or when training ends
 with :func:`~rlhf_gym.evaluation.held_out.evaluate_policy` from its own seeded generator, so
 training's random streams are untouched, and scores the samples with the proxy reward, the
 gold utility when one is known, and the KL to the reference. One record per iteration goes to
-``records`` (the report's history keys, docs/metrics.md), to SB3's logger under ``eval/`` and
-to ``log`` as one line.
+``records`` (the report's history keys, docs/metrics.md), to SB3's logger under ``eval/``
+(written out at once, with the latest update's ``train/`` metrics: TensorBoard, CSV or stdout,
+as the logger is configured) and to ``log`` as one line.
 """
 
 from __future__ import annotations
@@ -110,9 +111,10 @@ class HeldOutEvalCallback(IterationCallback):
             **({k: metrics.get(k, np.nan) for k in TRAIN_METRICS} if step else {}),
         }
         self.records.append(row)
-        for key in ("proxy", "gold", "kl"):
+        for key in ("proxy", "gold", "gold_std", "kl", "response_length", "distinct_2"):
             if key in row:
                 self.logger.record(f"eval/{key}", row[key])
+        self.logger.dump(step=self.num_timesteps)  # every iteration's row, as it happens
         self.log(f"iteration {step}: " + ", ".join(
             f"{k}={row[k]:.3g}" for k in SHOWN if isinstance(row.get(k), float)
         ))
