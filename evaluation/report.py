@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_gym.evaluation.held_out import EvalResult
-from rlhf_gym.evaluation.plots import write_plots
+from rlhf_gym.evaluation.plots import plot_calibration, write_plots
 
 NUM_SAMPLE_PROMPTS = 5
 
@@ -134,7 +134,8 @@ def _sample_rows(before: EvalResult, after: EvalResult) -> list[list[Any]]:
     return rows
 
 
-def _plot_section(plots: Mapping[str, Path]) -> list[str]:
+def plot_section(plots: Mapping[str, Path]) -> list[str]:
+    """The report's "Plots" section: one image line per plot file."""
     return ["## Plots", ""] + [f"![{name}]({name})\n" for name in plots]
 
 
@@ -146,6 +147,7 @@ def write_report(
     after: EvalResult,
     rm_accuracy: float | None = None,
     bayes_accuracy: float | None = None,
+    calibration: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     title: str = "RLHF run report",
 ) -> Path:
@@ -156,6 +158,8 @@ def write_report(
     """
     run_dir = Path(run_dir)
     plots = write_plots({title: history}, run_dir)
+    if calibration is not None:
+        plots["calibration.png"] = plot_calibration(calibration, run_dir / "calibration.png")
     run = RunSummary(history=history, after=after, before=before, config=dict(config or {}))
     headroom = None
     if rm_accuracy is not None and bayes_accuracy is not None and bayes_accuracy > 0.5:
@@ -167,15 +171,18 @@ def write_report(
           md_table(["prompt", "before", "proxy", "gold", "after", "proxy", "gold"],
                    _sample_rows(before, after)), "",
           "## Reward model", "",
-          md_table(["RM accuracy", "Bayes ceiling", "fraction of headroom (acc−0.5)/(Bayes−0.5)"],
-                   [[rm_accuracy, bayes_accuracy, headroom]]), ""]
-    md += _plot_section(plots)
+          md_table(["RM accuracy", "Bayes ceiling", "fraction of headroom (acc−0.5)/(Bayes−0.5)",
+                    "calibration error (ECE)"],
+                   [[rm_accuracy, bayes_accuracy, headroom,
+                     calibration["ece"] if calibration else None]]), ""]
+    md += plot_section(plots)
     md += ["## Config", "", md_table(["setting", "value"], sorted((config or {}).items())), ""]
     summary = {"title": title, "final": run.final(), "rm_accuracy": rm_accuracy,
                "bayes_accuracy": bayes_accuracy, "rm_headroom_fraction": headroom,
+               "calibration": calibration,
                "config": dict(config or {}), "plots": sorted(plots), "history": history,
                "before": before, "after": after}
-    return _write(run_dir, "\n".join(md), summary, title)
+    return write_files(run_dir, "\n".join(md), summary, title)
 
 
 def write_comparison_report(
@@ -205,15 +212,16 @@ def write_comparison_report(
           "learned what the reward model likes but the gold utility does not.", "",
           md_table(["run", *columns], [[n, *(f[c] for c in columns)] for n, f in finals.items()]),
           ""]
-    md += _plot_section(plots)
+    md += plot_section(plots)
     summary = {"title": title, "runs": {n: {"final": finals[n], "config": s.config,
                                             "history": s.history}
                                         for n, s in summaries.items()},
                "plots": sorted(plots)}
-    return _write(run_dir, "\n".join(md), summary, title)
+    return write_files(run_dir, "\n".join(md), summary, title)
 
 
-def _write(run_dir: Path, markdown: str, summary: Mapping[str, Any], title: str) -> Path:
+def write_files(run_dir: Path, markdown: str, summary: Mapping[str, Any], title: str) -> Path:
+    """Write summary.json, report.html and report.md (returned) into ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=2))
     (run_dir / "report.html").write_text(markdown_to_html(markdown, title))

@@ -103,6 +103,7 @@ def build_world(cfg: DemoConfig) -> Any:
 
 def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
     """Train, normalise and check one reward model; returns it with its figures."""
+    from rlhf_gym.evaluation.calibration import reward_model_calibration
     from rlhf_gym.reward_models import RewardTrainingConfig, normalise_on_policy, train_reward_model
     from rlhf_gym.toy import GoldUtility, SimulatedLabeler
 
@@ -122,6 +123,7 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
     figures = {
         "rm_accuracy": metrics["eval_accuracy"],
+        "calibration": reward_model_calibration(rm, held_out),
         "bayes_accuracy": SimulatedLabeler(world).bayes_accuracy(triples),
         "rm_seconds": time.perf_counter() - start,
         **checks,
@@ -243,7 +245,9 @@ def run_one(cfg: DemoConfig, artifacts: Any, out: Path, trained: dict[int, Any])
         after=after,
         rm_accuracy=rm["rm_accuracy"],
         bayes_accuracy=rm["bayes_accuracy"],
-        config={**dataclasses.asdict(cfg), **{f"rm_{k}": v for k, v in rm.items()}},
+        calibration=rm["calibration"],
+        config={**dataclasses.asdict(cfg),
+                **{f"rm_{k}": v for k, v in rm.items() if k != "calibration"}},
         title=f"RLHF on the toy world: {out.name}",
     )
 

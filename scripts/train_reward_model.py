@@ -10,13 +10,16 @@ gold utility and with completion length, and the normalisation check. With ``--p
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from rlhf_gym.evaluation.calibration import reward_model_calibration
 from rlhf_gym.lm.loading import load_causal_lm, load_tokenizer
 from rlhf_gym.reward_models.normalise import normalise_on_policy
 from rlhf_gym.reward_models.pipeline import train_reward_model
@@ -131,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         f"({metrics['skipped_rows']} rows skipped, {metrics['truncated_pairs']} truncated)"
     )
     _report("held-out accuracy", metrics["eval_accuracy"])
+    calibration = reward_model_calibration(rm, held_out)
+    _report("calibration error (ECE, held-out pairs)", calibration["ece"])
     if src["labeler"] is not None:
         triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
         _report("labeler Bayes ceiling (same pairs)", src["labeler"].bayes_accuracy(triples))
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if src["gold"] is not None:
         _report("Spearman(RM, gold utility)", check["spearman_gold"])
     rm.save_pretrained(cfg.output_dir)
+    (Path(cfg.output_dir) / "calibration.json").write_text(json.dumps(calibration, indent=2))
     print(f"saved to {cfg.output_dir} (load with rlhf_gym.reward_models.load_reward_model)")
     return 0
 
