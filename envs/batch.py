@@ -23,6 +23,8 @@ from rlhf_gym.lm.runner import CachedCausalLM
 
 KLReward = Literal["kl", "ref_logprob"]
 KL_REWARDS: tuple[str, ...] = ("kl", "ref_logprob")
+#: The per-row arrays that make up the episodes' state (:meth:`TextGenerationBatch.get_state`).
+STATE_ARRAYS = ("ids", "attention", "prompt_len", "gen_len", "prompt_index", "done")
 
 
 @dataclass
@@ -165,6 +167,42 @@ class TextGenerationBatch:
             self.terms[names.index(term.name)] = term
         else:
             self.terms.append(term)
+        self._catch_up()
+
+    # ----------------------------------------------------------------- state (checkpoints)
+    def get_state(self) -> dict[str, Any]:
+        """The episodes: token buffers, prompts, lengths, done flags, row generators and β."""
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in STATE_ARRAYS}
+        state.update(rngs=[rng.bit_generator.state for rng in self.rngs], kl_coef=self.kl_coef)
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`'s episodes (same sizes and prompts), then rebuild caches."""
+        for name in STATE_ARRAYS:
+            current, saved = getattr(self, name), np.asarray(state[name])
+            if saved.shape != current.shape:
+                raise ValueError(
+                    f"the saved {name} has shape {saved.shape}, this env's {current.shape}: "
+                    "restore into an env with the same num_envs and token budgets."
+                )
+            setattr(self, name, saved.astype(current.dtype, copy=True))
+        for row in np.flatnonzero(~self.done):
+            index, prompt = int(self.prompt_index[row]), self.ids[row, : self.prompt_len[row]]
+            if index >= len(self.prompt_ids) or prompt.tolist() != list(self.prompt_ids[index]):
+                raise ValueError(f"row {row}'s saved prompt is not among this env's prompts.")
+        for rng, saved_rng in zip(self.rngs, state["rngs"], strict=True):
+            rng.bit_generator.state = saved_rng
+        self.set_kl_coef(state["kl_coef"])
+        self._handover = None
+        self.rebuild_caches()
+
+    def rebuild_caches(self) -> None:
+        """Re-encode each live row's tokens in fresh caches, as after :meth:`set_state`.
+
+        The agent calls it at every rollout start, so a resumed run and one never interrupted
+        compute the same floats.
+        """
+        self._runners, self._logits = {}, {}
         self._catch_up()
 
     # ----------------------------------------------------------------- episodes
@@ -342,8 +380,8 @@ class TextGenerationBatch:
     @torch.no_grad()
     def _catch_up(self) -> None:
         """Give a model that starts following mid-episode the live rows' tokens so far."""
-        if not self._runners:
-            return  # nothing is live before the first reset
+        if self.done.all():
+            return  # nothing is live (before the first reset, or every episode ended)
         histories = self._token_histories()
         for name, model in self._followed().items():
             if name not in self._runners:

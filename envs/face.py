@@ -25,6 +25,18 @@ class BatchFace:
         """The current β."""
         return self.batch.kl_coef
 
+    def get_state(self) -> dict[str, Any]:
+        """The episodes' state, for checkpoints (:meth:`TextGenerationBatch.get_state`)."""
+        return self.batch.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue the saved episodes (:meth:`TextGenerationBatch.set_state`)."""
+        self.batch.set_state(state)
+
+    def rebuild_caches(self) -> None:
+        """Re-encode the live rows in fresh model caches (an agent calls it per rollout)."""
+        self.batch.rebuild_caches()
+
     def load_reference_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Replace the reference weights (periodic refresh); live rows' caches are rebuilt."""
         self.batch.load_reference_state_dict(state_dict)

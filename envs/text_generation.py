@@ -151,6 +151,11 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
             info,
         )
 
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue a saved episode; ``np_random`` becomes its restored generator."""
+        self.batch.set_state(state)
+        self.np_random = self.batch.rngs[0]
+
     def set_policy_logprob(self, logprob: float) -> None:
         """Hand over ``log π_θ`` of the action the next :meth:`step` receives (that step only)."""
         self.batch.set_policy_logprobs([logprob])

@@ -5,6 +5,7 @@ utility (``--reward gold``), a trained reward model (``--reward-model PATH``) or
 (``--reward module:function``). Every iteration appends a row to ``curves.csv`` with the gold
 utility, the proxy score and the KL of samples on held-out prompts, plus the training metrics;
 the final policy is saved to ``OUT_DIR/final`` (and ``OUT_DIR/checkpoint`` every K iterations).
+``--resume OUT_DIR`` continues a run from ``OUT_DIR/checkpoint`` exactly (docs/checkpoints.md).
 """
 
 from __future__ import annotations
@@ -26,24 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, writing ``curves.csv`` and checkpoints; 0 on success, 1 on a non-finite loss."""
     from rlhf_gym.agents.common import NonFiniteLossError
-    from rlhf_gym.training.builders import build_agent, build_env, build_evaluation
-    from rlhf_gym.training.loop import IterationCheckpoint, run_iterations, write_curves
+    from rlhf_gym.training import builders
+    from rlhf_gym.training.loop import run_iterations, write_curves
     from rlhf_gym.training.sources import load_reward, resolve_sources
 
     config = dataclass_from_args(TrainPPOConfig, args)
+    if config.resume:  # the saved run's settings; its agent and records below
+        config = builders.load_resumed_config(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     os.makedirs(config.out_dir, exist_ok=True)
     sources = resolve_sources(config)
     reward = load_reward(config, sources.tokenizer)
-    env = build_env(config, sources, reward)
-    agent = build_agent(config, sources, env)
-    evaluation = build_evaluation(config, sources, reward, env)
-    checkpoints = [IterationCheckpoint(os.path.join(config.out_dir, "checkpoint"),
-                                       config.save_every)] if config.save_every else []
+    env = builders.build_env(config, sources, reward)
+    agent, records = (builders.resume_agent(config, env) if config.resume
+                      else (builders.build_agent(config, sources, env), []))
+    evaluation = builders.build_evaluation(config, sources, reward, env)
+    checkpoints = builders.build_checkpoints(config, evaluation)
     try:
         rows = run_iterations(agent, config.iterations, evaluation, callbacks=checkpoints,
-                              progress_bar=config.progress_bar)
+                              progress_bar=config.progress_bar, records=records)
     except NonFiniteLossError as err:
         print(f"stopped: {err}", file=sys.stderr)
         return 1

@@ -1,14 +1,20 @@
-"""Build a PPO job's env, agent and held-out evaluation from its config and sources."""
+"""Build a PPO job's env, agent, held-out evaluation and checkpoints from its config and sources.
+
+A resumed job (``config.resume``) takes its settings and its agent from its checkpoint.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from rlhf_gym.envs import TextGenerationVecEnv
 from rlhf_gym.evaluation.callbacks import HeldOutEvalCallback
 from rlhf_gym.lm.loading import load_causal_lm
-from rlhf_gym.training.config import TrainPPOConfig
+from rlhf_gym.training.config import TrainPPOConfig, resumed_config
+from rlhf_gym.training.loop import CHECKPOINT_DIR, IterationCheckpoint
 from rlhf_gym.training.sources import PPOSources
 
 #: Config fields passed under the same name to the env and to the agent.
@@ -78,3 +84,38 @@ def build_evaluation(
         device=config.device,
         log=log,
     )
+
+
+def build_checkpoints(
+    config: TrainPPOConfig, evaluation: HeldOutEvalCallback
+) -> list[IterationCheckpoint]:
+    """Save to ``out_dir/checkpoint`` every ``save_every`` iterations, with config and records."""
+    if not config.save_every:
+        return []
+
+    def extra() -> dict[str, Any]:
+        return {"config": asdict(config), "records": evaluation.records}
+
+    path = os.path.join(config.out_dir, CHECKPOINT_DIR)
+    return [IterationCheckpoint(path, config.save_every, extra=extra)]
+
+
+def load_resumed_config(config: TrainPPOConfig) -> TrainPPOConfig:
+    """The settings of the run saved in ``config.resume`` (see :func:`resumed_config`)."""
+    from rlhf_gym.agents.common.checkpoint import read_checkpoint_extra
+
+    saved = read_checkpoint_extra(os.path.join(config.resume, CHECKPOINT_DIR)).get("config")
+    if saved is None:
+        raise ValueError(
+            f"{config.resume}/{CHECKPOINT_DIR} was not saved by train-ppo (no config in it)."
+        )
+    return resumed_config(config, saved)
+
+
+def resume_agent(config: TrainPPOConfig, env: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The agent saved in ``config.resume``, continuing its episodes in ``env``, and its records."""
+    from rlhf_gym.agents.ppo import LMPPO
+
+    path = os.path.join(config.resume, CHECKPOINT_DIR)
+    agent = LMPPO.load(path, env=env, device=config.device, force_reset=False)
+    return agent, list(agent.checkpoint_extra.get("records", []))

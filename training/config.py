@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 
@@ -65,7 +66,53 @@ class TrainPPOConfig:
     )
     whiten_rewards: bool = field(default=False, metadata={"help": "whiten rewards before GAE"})
     save_every: int = field(default=0, metadata={"help": "checkpoint every K iterations (0: end)"})
+    resume: str = field(
+        default="",
+        metadata={
+            "help": "continue the run saved in this out_dir (its checkpoint/), with its settings",
+            "path": True,
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
     progress_bar: bool = field(default=False, metadata={"help": "SB3 progress bar"})
     verbose: int = field(default=0, metadata={"help": "SB3 verbosity (1: metric tables)"})
+
+
+#: Settings a resumed run may change; the others must be the saved run's.
+RESUMABLE = ("iterations", "save_every", "threads", "progress_bar", "verbose")
+
+
+def resumed_config(given: TrainPPOConfig, saved: dict[str, Any]) -> TrainPPOConfig:
+    """The saved run's settings, continued in ``given.resume``.
+
+    Flags set on the resuming command line (to a value other than the default) replace the
+    saved ones for the settings in :data:`RESUMABLE` (``--iterations 50`` trains on to
+    iteration 50); any other setting must equal the saved one.
+
+    Args:
+        given: the resuming command line's config.
+        saved: the config the run was started with (``asdict``), from its checkpoint.
+
+    Raises:
+        ValueError: naming each flag that differs from the saved run's.
+    """
+    known = {f.name for f in fields(TrainPPOConfig)}
+    config = TrainPPOConfig(**{k: v for k, v in saved.items() if k in known})
+    defaults, conflicts = TrainPPOConfig(), []
+    for name in sorted(known - {"resume", "out_dir"}):
+        value = getattr(given, name)
+        if value == getattr(defaults, name) or value == getattr(config, name):
+            continue
+        if name in RESUMABLE:
+            setattr(config, name, value)
+        else:
+            flag = "--" + name.replace("_", "-")
+            conflicts.append(f"{flag} {value!r} (the run has {getattr(config, name)!r})")
+    if conflicts:
+        raise ValueError(
+            "a resumed run keeps its settings, but " + "; ".join(conflicts) + " differ. Drop "
+            "those flags, or start a new run in another --out-dir."
+        )
+    config.resume = config.out_dir = given.resume
+    return config

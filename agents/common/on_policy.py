@@ -117,7 +117,6 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         check_token_spaces(self.observation_space, self.action_space)
         if self.env is not None:
             self.policy_kwargs.setdefault("temperature", float(env_attr(self.env, "temperature")))
-        self._apply_saved_policy_dir()
         super()._setup_model()
         self._seed_generators()
         if self.env is not None:
@@ -139,7 +138,6 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         self.policy.generator = torch.Generator(self.policy.device).manual_seed(seed)
         if self._shuffle_rng is None:
             self._shuffle_rng = np.random.default_rng(seed)
-        self._restore_rng_state()
 
     def _check_env(self) -> None:
         """Clear errors for an env that does not fit the policy."""
@@ -192,6 +190,9 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         self.tracker.clear_finished()
+        rebuild_caches = getattr(env, "rebuild_caches", None)
+        if rebuild_caches is not None:  # fresh env caches, as a resumed run has: bitwise resumes
+            rebuild_caches()
         callback.on_rollout_start()
         # weights changed since the last rollout: the cache is rebuilt once, then only grows
         self._rollout_state = state = self.policy.initial_state(env.num_envs)

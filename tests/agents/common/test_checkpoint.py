@@ -34,26 +34,58 @@ def test_resume_equals_uninterrupted_run(agent_factory, tmp_path) -> None:
     assert resumed.kl_ctl.value == straight.kl_ctl.value
 
 
-def test_checkpoint_layout_excludes_frozen_models(agent_factory, tmp_path) -> None:
+def test_resume_in_a_new_env_equals_uninterrupted_run(
+    agent_factory, env_factory, lm_factory, tmp_path
+) -> None:
+    # rollouts of 5 cut 12-token episodes: the env's caches at the cut matter (without the
+    # per-rollout rebuild, this setting differs by ~1e-7)
+    shape = {"num_envs": 8, "max_new_tokens": 12}
+    straight = agent_factory(n_steps=5, **shape)
+    chunk = straight.n_steps * straight.n_envs * 2
+    straight.learn(2 * chunk)
+
+    first = agent_factory(n_steps=5, **shape)
+    first.learn(chunk)
+    first.save(tmp_path / "ckpt")
+    del first
+    env = env_factory(lm_factory("gpt2"), **shape)  # a fresh env: episodes from the checkpoint
+    resumed = LMPPO.load(tmp_path / "ckpt", env=env, device="cpu", force_reset=False)
+    resumed.learn(chunk, reset_num_timesteps=False)
+
+    for a, b in zip(params(straight), params(resumed), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed.kl_ctl.value == straight.kl_ctl.value
+    np.testing.assert_array_equal(env.batch.ids, straight.env.batch.ids)
+
+
+def test_checkpoint_layout_is_json_and_safetensors(agent_factory, tmp_path) -> None:
     agent = agent_factory()
+    agent.learn(agent.n_steps * agent.n_envs)  # the optimizer has moments to save
     agent.save(tmp_path / "ckpt")
-    files = sorted(os.listdir(tmp_path / "ckpt" / "policy"))
+    ckpt = tmp_path / "ckpt"
+    assert sorted(os.listdir(ckpt)) == [
+        "checkpoint.json", "optimizer.safetensors", "policy", "state.json", "state.safetensors",
+    ]  # fmt: skip
+    files = sorted(os.listdir(ckpt / "policy"))
     assert "model.safetensors" in files and "value_head.safetensors" in files
     assert "config.json" in files
-    size = os.path.getsize(tmp_path / "ckpt" / "agent.zip")
-    weights = os.path.getsize(tmp_path / "ckpt" / "policy" / "model.safetensors")
+    suffixes = {p.suffix for p in ckpt.rglob("*") if p.is_file()}
+    assert suffixes <= {".json", ".safetensors"}, suffixes
+    size = os.path.getsize(ckpt / "optimizer.safetensors")
+    weights = os.path.getsize(ckpt / "policy" / "model.safetensors")
     assert size < 3 * weights  # the optimizer's two moments only, no model or reference copy
-    loaded = LMPPO.load(tmp_path / "ckpt", device="cpu")  # no env: prediction only
+    loaded = LMPPO.load(ckpt, device="cpu")  # no env: prediction only
     obs = agent.env.reset()
     np.testing.assert_array_equal(
         loaded.predict(obs, deterministic=True)[0], agent.predict(obs, deterministic=True)[0]
     )
+    assert loaded.learning_rate == agent.learning_rate and loaded.clip_range(1) == 0.2
 
 
 def test_failed_save_keeps_the_good_checkpoint(agent_factory, tmp_path, monkeypatch) -> None:
     agent = agent_factory()
     agent.save(tmp_path / "ckpt")
-    before = (tmp_path / "ckpt" / "agent.zip").read_bytes()
+    before = (tmp_path / "ckpt" / "checkpoint.json").read_bytes()
     agent.learn(agent.n_steps * agent.n_envs)
 
     def broken(path) -> None:
@@ -63,7 +95,8 @@ def test_failed_save_keeps_the_good_checkpoint(agent_factory, tmp_path, monkeypa
     monkeypatch.setattr(agent.policy, "save_pretrained", broken)
     with pytest.raises(OSError, match="disk full"):
         agent.save(tmp_path / "ckpt")
-    assert (tmp_path / "ckpt" / "agent.zip").read_bytes() == before
+    assert (tmp_path / "ckpt" / "checkpoint.json").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"]  # no temp folder left behind
     LMPPO.load(tmp_path / "ckpt", device="cpu")
 
 
