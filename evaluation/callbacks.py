@@ -93,6 +93,13 @@ class HeldOutEvalCallback(IterationCallback):
         self._train_seconds = 0.0
         self._clock = 0.0
 
+    def start_at(self, iteration: int, records: Sequence[dict[str, Any]] = ()) -> None:
+        """Continue a resumed run: its records so far and their training time."""
+        super().start_at(iteration)
+        self.records = [dict(row) for row in records]
+        self._train_seconds = float(self.records[-1].get("seconds", 0.0)) if self.records else 0.0
+        self._clock = time.perf_counter()
+
     def on_iteration(self, iteration: int) -> None:
         """Measure the current policy and append one record."""
         if self.records:

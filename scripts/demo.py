@@ -181,7 +181,7 @@ def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dic
         ref_refresh_every=cfg.ref_refresh_every,
         device=cfg.device,
         batch_size=4 if cfg.quick else 8,
-        eval_per_prompt=cfg.curve_samples,
+        curve_samples=cfg.curve_samples,
     )
     gold = GoldUtility()
     sources = PPOSources(

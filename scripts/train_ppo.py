@@ -18,6 +18,8 @@ import torch
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 from rlhf_gym.training.config import TrainPPOConfig
 
+CONFIG = TrainPPOConfig
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the :class:`~rlhf_gym.training.config.TrainPPOConfig` options."""
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, writing ``curves.csv`` and checkpoints; 0 on success, 1 on a non-finite loss."""
     from rlhf_gym.agents.common import NonFiniteLossError
     from rlhf_gym.training import builders
-    from rlhf_gym.training.loop import run_iterations, write_curves
+    from rlhf_gym.training.loop import CurvesWriter, run_iterations, write_curves
     from rlhf_gym.training.sources import load_reward, resolve_sources
 
     config = dataclass_from_args(TrainPPOConfig, args)
@@ -36,22 +38,24 @@ def run(args: argparse.Namespace) -> int:
         config = builders.load_resumed_config(config)
     if config.threads:
         torch.set_num_threads(config.threads)
-    os.makedirs(config.out_dir, exist_ok=True)
+    os.makedirs(config.output_dir, exist_ok=True)
     sources = resolve_sources(config)
     reward = load_reward(config, sources.tokenizer)
     env = builders.build_env(config, sources, reward)
     agent, records = (builders.resume_agent(config, env) if config.resume
                       else (builders.build_agent(config, sources, env), []))
+    builders.configure_tracking(agent, config)
     evaluation = builders.build_evaluation(config, sources, reward, env)
-    checkpoints = builders.build_checkpoints(config, evaluation)
+    curves = CurvesWriter(os.path.join(config.output_dir, "curves.csv"), evaluation)
+    callbacks = [curves, *builders.build_checkpoints(config, evaluation)]
     try:
-        rows = run_iterations(agent, config.iterations, evaluation, callbacks=checkpoints,
-                              progress_bar=config.progress_bar, records=records)
+        rows = run_iterations(agent, config.iterations, evaluation, callbacks=callbacks,
+                              progress=config.progress, records=records)
     except NonFiniteLossError as err:
         print(f"stopped: {err}", file=sys.stderr)
         return 1
-    write_curves(os.path.join(config.out_dir, "curves.csv"), rows)
-    agent.save(os.path.join(config.out_dir, "final"))
+    write_curves(os.path.join(config.output_dir, "curves.csv"), rows)
+    agent.save(os.path.join(config.output_dir, "final"))
     return 0
 
 

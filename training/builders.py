@@ -23,7 +23,7 @@ ENV_FIELDS = (
     "device",
 )
 AGENT_FIELDS = (
-    "learning_rate", "batch_size", "n_epochs", "clip_range", "vf_coef", "max_grad_norm",
+    "learning_rate", "batch_size", "clip_range", "vf_coef", "max_grad_norm",
     "target_kl", "adaptive_kl", "kl_target", "kl_horizon", "ref_refresh_every", "whiten_rewards",
     "seed", "device", "verbose",
 )
@@ -59,6 +59,7 @@ def build_agent(config: TrainPPOConfig, sources: PPOSources, env: Any) -> Any:
         "LMPolicy",
         env,
         n_steps=config.n_steps or config.max_new_tokens,
+        n_epochs=config.ppo_epochs,
         policy_kwargs=policy_kwargs,
         **pick(config, AGENT_FIELDS),
     )
@@ -78,7 +79,7 @@ def build_evaluation(
         reference=env.reference_model,
         tokenizer=sources.tokenizer,
         gold=sources.gold,
-        samples_per_prompt=config.eval_per_prompt,
+        samples_per_prompt=config.curve_samples,
         max_new_tokens=config.max_new_tokens,
         temperature=config.temperature,
         device=config.device,
@@ -86,17 +87,48 @@ def build_evaluation(
     )
 
 
+def configure_tracking(agent: Any, config: TrainPPOConfig) -> str | None:
+    """Point the agent's SB3 logger at ``--report-to`` under ``output_dir/logs``.
+
+    "tensorboard" and "csv" are SB3's own writers; "wandb" starts a run that syncs the
+    TensorBoard files (needs ``pip install wandb``). Returns the log folder, or None for "none".
+    """
+    if config.report_to == "none":
+        return None
+    from stable_baselines3.common.logger import configure
+
+    folder = os.path.join(config.output_dir, "logs")
+    formats = ["csv"] if config.report_to == "csv" else ["tensorboard"]
+    if config.report_to == "wandb":
+        try:
+            import wandb
+        except ImportError as err:
+            message = "--report-to wandb needs wandb: pip install 'rlhf-gym[wandb]'."
+            raise ImportError(message) from err
+        wandb.init(config=asdict(config), sync_tensorboard=True, dir=config.output_dir)
+    if config.report_to != "csv":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as err:
+            raise ImportError(
+                f"--report-to {config.report_to} writes TensorBoard files and needs tensorboard: "
+                "pip install 'rlhf-gym[tracking]'."
+            ) from err
+    agent.set_logger(configure(folder, formats + (["stdout"] if config.verbose else [])))
+    return folder
+
+
 def build_checkpoints(
     config: TrainPPOConfig, evaluation: HeldOutEvalCallback
 ) -> list[IterationCheckpoint]:
-    """Save to ``out_dir/checkpoint`` every ``save_every`` iterations, with config and records."""
+    """Save to ``output_dir/checkpoint`` every ``save_every`` iterations (config, records)."""
     if not config.save_every:
         return []
 
     def extra() -> dict[str, Any]:
         return {"config": asdict(config), "records": evaluation.records}
 
-    path = os.path.join(config.out_dir, CHECKPOINT_DIR)
+    path = os.path.join(config.output_dir, CHECKPOINT_DIR)
     return [IterationCheckpoint(path, config.save_every, extra=extra)]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 
@@ -13,74 +13,106 @@ class TrainPPOConfig:
     """Settings of one PPO job on the token env; each field is a ``train-ppo`` flag."""
 
     policy: str = field(
-        default="", metadata={"help": "policy model name or path (default: toy SFT)"}
+        default="", metadata={"help": "policy model name or path; empty: toy SFT", "path": True}
     )
-    reference: str = field(default="", metadata={"help": "reference model (default: the policy)"})
+    reference: str = field(
+        default="", metadata={"help": "reference model; empty: the policy", "path": True}
+    )
     tokenizer: str = field(
-        default="", metadata={"help": "tokenizer (default: toy or the policy's)"}
+        default="", metadata={"help": "tokenizer; empty: toy or the policy's", "path": True}
     )
     reward: str = field(
         default="gold", metadata={"help": "'gold' (toy utility) or module:function"}
     )
     reward_model: str = field(
-        default="", metadata={"help": "trained reward model dir (over --reward)"}
+        default="", metadata={"help": "trained reward model dir (over --reward)", "path": True}
     )
-    prompts: str = field(default="", metadata={"help": "training prompts file, one per line (toy)"})
-    eval_prompts: str = field(default="", metadata={"help": "held-out prompts file (toy held-out)"})
-    eval_per_prompt: int = field(default=32, metadata={"help": "held-out samples per eval prompt"})
-    out_dir: str = field(default="runs/ppo", metadata={"help": "where curves and checkpoints go"})
-    toy_dir: str = field(default="", metadata={"help": "toy artifacts dir (default: its cache)"})
+    prompts: str = field(
+        default="", metadata={"help": "training prompts file, one per line (toy)", "path": True}
+    )
+    eval_prompts: str = field(
+        default="", metadata={"help": "held-out prompts file (toy held-out)", "path": True}
+    )
+    curve_samples: int = field(
+        default=32, metadata={"help": "held-out samples per prompt after each iteration", "min": 1}
+    )
+    output_dir: str = field(
+        default="runs/ppo", metadata={"help": "where curves and checkpoints go"}
+    )
+    toy_dir: str = field(default="", metadata={"help": "toy artifacts dir; empty: its cache"})
     world_seed: int = field(default=0, metadata={"help": "toy world seed"})
     seed: int = field(default=0, metadata={"help": "agent and env seed"})
-    iterations: int = field(default=25, metadata={"help": "PPO iterations (rollout + update)"})
-    num_envs: int = field(default=32, metadata={"help": "parallel episodes (rows)"})
-    n_steps: int = field(
-        default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)"}
+    iterations: int = field(
+        default=25, metadata={"help": "PPO iterations (rollout + update)", "min": 1}
     )
-    max_new_tokens: int = field(default=48, metadata={"help": "completion budget"})
-    max_prompt_tokens: int = field(default=8, metadata={"help": "prompt budget"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Adam learning rate (eps 1e-5)"})
-    n_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout"})
-    batch_size: int = field(default=8, metadata={"help": "sequences per minibatch"})
-    clip_range: float = field(default=0.2, metadata={"help": "PPO ratio clip"})
-    vf_coef: float = field(default=0.1, metadata={"help": "value loss coefficient"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    num_envs: int = field(default=32, metadata={"help": "parallel episodes (rows)", "min": 1})
+    n_steps: int = field(
+        default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)", "min": 0}
+    )
+    max_new_tokens: int = field(default=48, metadata={"help": "completion budget", "min": 1})
+    max_prompt_tokens: int = field(default=8, metadata={"help": "prompt budget", "min": 1})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature", "min": 1e-6})
+    learning_rate: float = field(
+        default=1e-4, metadata={"help": "Adam learning rate (eps 1e-5)", "min": 0.0}
+    )
+    ppo_epochs: int = field(default=4, metadata={"help": "PPO epochs per rollout", "min": 1})
+    batch_size: int = field(default=8, metadata={"help": "sequences per minibatch", "min": 1})
+    clip_range: float = field(default=0.2, metadata={"help": "PPO ratio clip", "min": 0.0})
+    vf_coef: float = field(default=0.1, metadata={"help": "value loss coefficient", "min": 0.0})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping", "min": 0.0})
     target_kl: float | None = field(
-        default=None, metadata={"help": "stop an update's epochs when approx KL > 1.5x this"}
+        default=None,
+        metadata={"help": "stop an update's epochs when approx KL > 1.5x this", "min": 0.0},
     )
     kl_coef: float = field(
         default=DEFAULT_KL_COEF,
-        metadata={"help": "KL coefficient beta the env starts with (the controller moves it)"},
+        metadata={
+            "help": "KL coefficient beta the env starts with (the controller moves it)",
+            "min": 0.0,
+        },
     )
     adaptive_kl: bool = field(default=True, metadata={"help": "Ziegler's adaptive beta"})
-    kl_target: float = field(default=6.0, metadata={"help": "adaptive KL target (nats/sequence)"})
-    kl_horizon: int = field(default=10_000, metadata={"help": "adaptive KL horizon (sequences)"})
+    kl_target: float = field(
+        default=6.0, metadata={"help": "adaptive KL target (nats/sequence)", "min": 1e-9}
+    )
+    kl_horizon: int = field(
+        default=10_000, metadata={"help": "adaptive KL horizon (sequences)", "min": 1}
+    )
     missing_eos_penalty: float | None = field(
         default=-1.0, metadata={"help": "score added to completions that never emit EOS"}
     )
-    critic: str = field(default="", metadata={"help": "reward model dir for a separate critic"})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
+    critic: str = field(
+        default="", metadata={"help": "reward model dir for a separate critic", "path": True}
+    )
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)", "min": 0})
     ref_refresh_every: int = field(
-        default=0, metadata={"help": "refresh reference every K (0: off)"}
+        default=0, metadata={"help": "refresh reference every K (0: off)", "min": 0}
     )
     whiten_rewards: bool = field(default=False, metadata={"help": "whiten rewards before GAE"})
-    save_every: int = field(default=0, metadata={"help": "checkpoint every K iterations (0: end)"})
+    save_every: int = field(
+        default=0, metadata={"help": "checkpoint every K iterations (0: end)", "min": 0}
+    )
     resume: str = field(
         default="",
         metadata={
-            "help": "continue the run saved in this out_dir (its checkpoint/), with its settings",
+            "help": "continue the run saved in this output dir (its checkpoint/), its settings",
             "path": True,
         },
     )
+    report_to: Literal["none", "tensorboard", "csv", "wandb"] = field(
+        default="none",
+        metadata={"help": "where SB3's logger writes the curves (train/, eval/ every iteration)"},
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
-    progress_bar: bool = field(default=False, metadata={"help": "SB3 progress bar"})
-    verbose: int = field(default=0, metadata={"help": "SB3 verbosity (1: metric tables)"})
+    threads: int = field(
+        default=0, metadata={"help": "torch CPU threads (0: torch default)", "min": 0}
+    )
+    progress: bool = field(default=False, metadata={"help": "one progress bar over all iterations"})
+    verbose: int = field(default=0, metadata={"help": "SB3 verbosity (1: metric tables)", "min": 0})
 
 
 #: Settings a resumed run may change; the others must be the saved run's.
-RESUMABLE = ("iterations", "save_every", "threads", "progress_bar", "verbose")
+RESUMABLE = ("iterations", "save_every", "threads", "progress", "verbose", "report_to")
 
 
 def resumed_config(given: TrainPPOConfig, saved: dict[str, Any]) -> TrainPPOConfig:
@@ -100,7 +132,7 @@ def resumed_config(given: TrainPPOConfig, saved: dict[str, Any]) -> TrainPPOConf
     known = {f.name for f in fields(TrainPPOConfig)}
     config = TrainPPOConfig(**{k: v for k, v in saved.items() if k in known})
     defaults, conflicts = TrainPPOConfig(), []
-    for name in sorted(known - {"resume", "out_dir"}):
+    for name in sorted(known - {"resume", "output_dir"}):
         value = getattr(given, name)
         if value == getattr(defaults, name) or value == getattr(config, name):
             continue
@@ -112,7 +144,7 @@ def resumed_config(given: TrainPPOConfig, saved: dict[str, Any]) -> TrainPPOConf
     if conflicts:
         raise ValueError(
             "a resumed run keeps its settings, but " + "; ".join(conflicts) + " differ. Drop "
-            "those flags, or start a new run in another --out-dir."
+            "those flags, or start a new run in another --output-dir."
         )
-    config.resume = config.out_dir = given.resume
+    config.resume = config.output_dir = given.resume
     return config

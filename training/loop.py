@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from rlhf_gym.agents.common.callbacks import IterationCallback
 from rlhf_gym.evaluation.callbacks import HeldOutEvalCallback
 from stable_baselines3.common.callbacks import BaseCallback
 
-#: The checkpoint folder inside a job's out_dir.
+#: The checkpoint folder inside a job's output_dir.
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -57,7 +56,7 @@ def run_iterations(
     evaluation: HeldOutEvalCallback,
     *,
     callbacks: Sequence[BaseCallback] = (),
-    progress_bar: bool = False,
+    progress: bool = False,
     records: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Train up to ``iterations`` rollouts-and-updates, evaluating on held-out prompts after each.
@@ -67,7 +66,7 @@ def run_iterations(
         iterations: the iteration to stop at (counted from the start of the job).
         evaluation: the held-out evaluation callback.
         callbacks: more callbacks, called after the evaluation at each iteration.
-        progress_bar: SB3's progress bar.
+        progress: SB3's progress bar.
         records: a resumed run's records so far (from its checkpoint); empty for a new run.
 
     Returns:
@@ -83,17 +82,13 @@ def run_iterations(
     steps = agent.n_steps * agent.n_envs * (iterations - done)
     if steps > 0:
         agent.learn(
-            steps, callback=every, progress_bar=progress_bar, reset_num_timesteps=not records
+            steps, callback=every, progress_bar=progress, reset_num_timesteps=not records
         )
     return evaluation.records
 
 
 def continue_from(records: Sequence[dict[str, Any]], callbacks: Sequence[BaseCallback]) -> int:
     """Make a resumed run's callbacks count on from its last recorded iteration.
-
-    :class:`IterationCallback` counts the updates it sees in its own process, and the
-    evaluation keeps its records and training time; a resumed run has done ``step`` updates
-    before. (Neither class has a public setter for this yet, hence the attributes.)
 
     Returns:
         The number of iterations done (0 for a new run).
@@ -102,13 +97,27 @@ def continue_from(records: Sequence[dict[str, Any]], callbacks: Sequence[BaseCal
         return 0
     done = int(records[-1]["step"])
     for callback in callbacks:
-        if isinstance(callback, IterationCallback):
-            callback._updates = callback._seen = done
         if isinstance(callback, HeldOutEvalCallback):
-            callback.records = [dict(row) for row in records]
-            callback._train_seconds = float(records[-1].get("seconds", 0.0))
-            callback._clock = time.perf_counter()
+            callback.start_at(done, records)
+        elif isinstance(callback, IterationCallback):
+            callback.start_at(done)
     return done
+
+
+class CurvesWriter(IterationCallback):
+    """Rewrite ``curves.csv`` from the evaluation's records after every iteration.
+
+    A crash keeps every finished iteration's row. Put it after the evaluation in the callback
+    list, so it sees the record of the same boundary.
+    """
+
+    def __init__(self, path: str | os.PathLike, evaluation: HeldOutEvalCallback) -> None:
+        super().__init__()
+        self.path, self.evaluation = path, evaluation
+
+    def on_iteration(self, iteration: int) -> None:
+        """Write what the evaluation has recorded so far."""
+        write_curves(self.path, self.evaluation.records)
 
 
 def write_curves(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:

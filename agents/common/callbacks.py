@@ -40,6 +40,10 @@ class IterationCallback(BaseCallback):
             self._seen = self._updates
             self.on_iteration(self._updates)
 
+    def start_at(self, iteration: int) -> None:
+        """Count on from ``iteration`` updates already done (a resumed run)."""
+        self._updates = self._seen = iteration
+
     def on_iteration(self, iteration: int) -> None:
         """Act at the boundary after ``iteration`` updates (0: before any)."""
         raise NotImplementedError

@@ -45,7 +45,7 @@ def job(tmp_path: Path, lm_factory) -> list[str]:
         "policy": tmp_path / "policy", "tokenizer": tmp_path / "tokenizer",
         "prompts": tmp_path / "train.txt", "eval-prompts": tmp_path / "heldout.txt",
         "reward": "gold", "num-envs": 4, "max-new-tokens": 6, "n-steps": 4, "batch-size": 4,
-        "eval-per-prompt": 2, "device": "cpu", "threads": 1, "missing-eos-penalty": -1,
+        "curve-samples": 2, "device": "cpu", "threads": 1, "missing-eos-penalty": -1,
     }  # fmt: skip
     return [item for key, value in flags.items() for item in (f"--{key}", str(value))]
 
@@ -80,8 +80,8 @@ def curves(out: Path) -> list[dict[str, str]]:
 def test_resume_in_a_new_process_equals_the_straight_run(job, tmp_path) -> None:
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     runs = [
-        train_ppo(*job, "--iterations", "4", "--out-dir", str(straight)),
-        train_ppo(*job, "--iterations", "2", "--save-every", "2", "--out-dir", str(stopped)),
+        train_ppo(*job, "--iterations", "4", "--output-dir", str(straight)),
+        train_ppo(*job, "--iterations", "2", "--save-every", "2", "--output-dir", str(stopped)),
     ]
     for process in runs:
         finish(process)
@@ -98,10 +98,10 @@ def test_resume_keeps_the_saved_settings_and_refuses_changed_ones() -> None:
 
     from rlhf_gym.training.config import TrainPPOConfig, resumed_config
 
-    saved = asdict(TrainPPOConfig(num_envs=4, iterations=2, out_dir="old/place", device="cpu"))
+    saved = asdict(TrainPPOConfig(num_envs=4, iterations=2, output_dir="old/place", device="cpu"))
     config = resumed_config(TrainPPOConfig(resume="runs/a", iterations=6), saved)
     assert (config.num_envs, config.iterations, config.device) == (4, 6, "cpu")
-    assert config.out_dir == config.resume == "runs/a"
+    assert config.output_dir == config.resume == "runs/a"
     with pytest.raises(ValueError, match=r"--num-envs 8 \(the run has 4\)"):
         resumed_config(TrainPPOConfig(resume="runs/a", num_envs=8), saved)
 
@@ -217,9 +217,9 @@ def test_sigkill_at_any_moment_leaves_a_checkpoint_to_resume(job, tmp_path, monk
     iterations = 30
     straight, out = tmp_path / "straight", tmp_path / "killed"
     reference = train_ppo(*job, "--iterations", str(iterations), "--save-every", "1",
-                          "--out-dir", str(straight))  # fmt: skip
+                          "--output-dir", str(straight))  # fmt: skip
     monkeypatch.setenv("RLHF_GYM_CHECKPOINT_PAUSE", str(PAUSE))
-    fresh = [*job, "--iterations", str(iterations), "--save-every", "1", "--out-dir", str(out)]
+    fresh = [*job, "--iterations", str(iterations), "--save-every", "1", "--output-dir", str(out)]
     killer, phases, last, start = Killer(out, seed=0), [], 0, time.perf_counter()
     argv, resumed, ended = fresh, 0, 0
     while len(phases) < KILLS and ended < KILLS:

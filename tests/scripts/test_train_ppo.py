@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tracking import tensorboard_scalars
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,7 @@ def test_script_trains_and_writes_curves(toy_like) -> None:
         "cpu",
         "--threads",
         "1",
-        "--out-dir",
+        "--output-dir",
         str(out),
         "--missing-eos-penalty",
         "-1",
@@ -75,3 +76,28 @@ def test_cli_subcommand_help_names_the_one_kl_flag(capsys) -> None:
         main(["train-ppo", "--help"])
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and "--kl-coef" in out and "--init-kl-coef" not in out
+
+
+@pytest.mark.parametrize("tracker", ["csv", "tensorboard"])
+def test_report_to_writes_held_out_metrics_every_iteration(toy_like, tracker: str) -> None:
+    from rlhf_gym.scripts.cli import main
+
+    d, out = toy_like["dir"], toy_like["dir"] / f"run-{tracker}"
+    status = main([
+        "train-ppo", "--policy", str(d / "policy"), "--tokenizer", str(d / "tokenizer"),
+        "--prompts", str(d / "train.txt"), "--eval-prompts", str(d / "heldout.txt"),
+        "--iterations", "3", "--num-envs", "4", "--max-new-tokens", "6", "--batch-size", "4",
+        "--curve-samples", "2", "--device", "cpu", "--output-dir", str(out),
+        "--report-to", tracker,
+    ])
+    assert status == 0
+    if tracker == "csv":
+        with open(out / "logs" / "progress.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = {k: [float(r[k]) for r in rows if r.get(k)] for k in rows[0]}
+    else:
+        columns = tensorboard_scalars(out / "logs")
+    for key in ("eval/gold", "eval/proxy", "eval/kl"):
+        assert len(columns[key]) == 4, (key, columns.get(key))  # iteration 0, then one per update
+    assert len(columns["train/approxkl"] if "train/approxkl" in columns
+               else columns["policy/approxkl"]) >= 3

@@ -62,3 +62,31 @@ def test_script_trains_on_own_data(sft_dir, tmp_path):
     assert "held-out accuracy" in result.stdout and "Spearman(RM, length in words)" in result.stdout
     rm = load_reward_model(out)
     assert rm.gain != 1.0 and rm.score(["the cat"], ["is good"]).shape == (1,)
+
+
+@pytest.mark.parametrize("tracker", ["csv", "tensorboard"])
+def test_report_to_writes_the_reward_models_curves(sft_dir, tmp_path, tracker):
+    import csv
+
+    from rlhf_gym.scripts.cli import main
+
+    rows = [{"prompt": f"the cat {i % 5}", "chosen": "is good", "rejected": "is bad"}
+            for i in range(40)]
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "rm"
+    assert main(["train-rm", "--preferences", str(data), "--base-model", str(sft_dir),
+                 "--output-dir", str(out), "--rm-epochs", "2", "--norm-samples", "8",
+                 "--check-samples", "8", "--max-new-tokens", "4", "--logging-steps", "1",
+                 "--report-to", tracker]) == 0
+    if tracker == "csv":
+        with open(out / "logs" / "log.csv") as handle:
+            logged = list(csv.DictReader(handle))
+        accuracy = [float(r["eval_accuracy"]) for r in logged if r.get("eval_accuracy")]
+    else:
+        from tracking import tensorboard_scalars
+
+        accuracy = tensorboard_scalars(out / "logs")["eval/accuracy"]
+    # one per epoch, then the final evaluation
+    assert len(accuracy) == 3 and all(0.0 <= a <= 1.0 for a in accuracy)
+    assert (out / "calibration.json").is_file()
