@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from rlhf_gym.envs.episode_state import episode_state, restore_episode_state
 from rlhf_gym.envs.models import EnvModels, freeze
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF, check_estimator, kl_term, token_logprobs
@@ -24,9 +25,6 @@ from rlhf_gym.lm.runner import CachedCausalLM
 KLReward = Literal["kl", "ref_logprob"]
 KL_REWARDS: tuple[str, ...] = ("kl", "ref_logprob")
 #: The per-row arrays that make up the episodes' state (:meth:`TextGenerationBatch.get_state`).
-STATE_ARRAYS = ("ids", "attention", "prompt_len", "gen_len", "prompt_index", "done")
-
-
 @dataclass
 class BatchStep:
     """Arrays of shape ``(N,)`` for one step of all rows, plus the episodes that ended.
@@ -101,6 +99,7 @@ class TextGenerationBatch:
         self.prompt_len = np.zeros(num_envs, dtype=np.int64)
         self.gen_len = np.zeros(num_envs, dtype=np.int64)
         self.prompt_index = np.zeros(num_envs, dtype=np.int64)
+        self.returns = np.zeros(num_envs)  # the running episode return of each row
         self.done = np.ones(num_envs, dtype=bool)  # a row needs a reset before its first step
         self._handover: np.ndarray | None = None
         self._runners: dict[str, CachedCausalLM] = {}
@@ -171,28 +170,12 @@ class TextGenerationBatch:
 
     # ----------------------------------------------------------------- state (checkpoints)
     def get_state(self) -> dict[str, Any]:
-        """The episodes: token buffers, prompts, lengths, done flags, row generators and β."""
-        state: dict[str, Any] = {name: getattr(self, name).copy() for name in STATE_ARRAYS}
-        state.update(rngs=[rng.bit_generator.state for rng in self.rngs], kl_coef=self.kl_coef)
-        return state
+        """The episodes: token buffers, prompts, lengths, returns, row generators and β."""
+        return episode_state(self)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`'s episodes (same sizes and prompts), then rebuild caches."""
-        for name in STATE_ARRAYS:
-            current, saved = getattr(self, name), np.asarray(state[name])
-            if saved.shape != current.shape:
-                raise ValueError(
-                    f"the saved {name} has shape {saved.shape}, this env's {current.shape}: "
-                    "restore into an env with the same num_envs and token budgets."
-                )
-            setattr(self, name, saved.astype(current.dtype, copy=True))
-        for row in np.flatnonzero(~self.done):
-            index, prompt = int(self.prompt_index[row]), self.ids[row, : self.prompt_len[row]]
-            if index >= len(self.prompt_ids) or prompt.tolist() != list(self.prompt_ids[index]):
-                raise ValueError(f"row {row}'s saved prompt is not among this env's prompts.")
-        for rng, saved_rng in zip(self.rngs, state["rngs"], strict=True):
-            rng.bit_generator.state = saved_rng
-        self.set_kl_coef(state["kl_coef"])
+        restore_episode_state(self, state)
         self._handover = None
         self.rebuild_caches()
 
@@ -254,6 +237,9 @@ class TextGenerationBatch:
         info["score"] = np.zeros(self.num_envs)
         for row, episode in finished.items():
             info["score"][row] = episode.score
+        self.returns += rewards + info["score"]
+        for row, episode in finished.items():
+            episode.episode_return, self.returns[row] = float(self.returns[row]), 0.0
         tokens = [[int(a)] for a in actions]
         for row in ended:
             tokens[row] = self._start_episode(row) if autoreset else []

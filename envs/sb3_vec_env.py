@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
         observation_space = token_observation_space(self.batch.vocab_size, self.batch.window)
         super().__init__(num_envs, observation_space, spaces.Discrete(self.batch.vocab_size))
         self._actions: np.ndarray | None = None
+        self._started = time.time()
 
     def reset(self) -> dict[str, np.ndarray]:
         """Restart every env (with the seeds given to :meth:`seed`, if any); obs only."""
@@ -67,9 +69,16 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
         infos: list[dict[str, Any]] = []
         for row in range(self.num_envs):
             info = step_info(result, row)
-            if row in result.finished:
-                info["terminal_observation"] = result.finished[row].final_obs
+            episode = result.finished.get(row)
+            if episode is not None:
+                info["terminal_observation"] = episode.final_obs
                 info["TimeLimit.truncated"] = bool(result.truncated[row])
+                # what SB3's Monitor reports, so rollout/ep_* needs no VecMonitor
+                info["episode"] = {
+                    "r": episode.episode_return,
+                    "l": len(episode.completion_ids) + int(bool(result.terminated[row])),
+                    "t": round(time.time() - self._started, 6),
+                }
             infos.append(info)
         dones = result.terminated | result.truncated
         return self.batch.observation(), result.rewards.astype(np.float32), dones, infos

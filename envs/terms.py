@@ -35,7 +35,8 @@ Info = dict[str, np.ndarray]
 class FinishedEpisode:
     """What a face reports about an episode that ended on this step.
 
-    ``info`` holds what the terminal terms add (``eos_penalty``, ``length_penalty``, ...).
+    ``info`` holds what the terminal terms add (``eos_penalty``, ``length_penalty``, ...);
+    ``episode_return`` is the sum of the episode's rewards.
     """
 
     prompt: str
@@ -45,6 +46,7 @@ class FinishedEpisode:
     final_obs: dict[str, np.ndarray]
     truncated: bool
     score: float = 0.0
+    episode_return: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,44 @@
+"""The episode core's state as plain arrays and generator states, for exact checkpoints.
+
+Only data: token buffers, prompt indices, lengths, done flags, running returns, each row's
+numpy generator state and β. The KV caches are rebuilt from the tokens after a restore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+STATE_ARRAYS = ("ids", "attention", "prompt_len", "gen_len", "prompt_index", "done", "returns")
+
+
+def episode_state(core: Any) -> dict[str, Any]:
+    """A copy of ``core``'s episode state (JSON-able but for the arrays)."""
+    state: dict[str, Any] = {name: getattr(core, name).copy() for name in STATE_ARRAYS}
+    state.update(rngs=[rng.bit_generator.state for rng in core.rngs], kl_coef=core.kl_coef)
+    return state
+
+
+def restore_episode_state(core: Any, state: dict[str, Any]) -> None:
+    """Put :func:`episode_state`'s arrays, generators and β back into ``core``.
+
+    Raises:
+        ValueError: when the sizes or the prompts in flight do not fit this core.
+    """
+    for name in STATE_ARRAYS:
+        current = getattr(core, name)
+        saved = np.asarray(state[name])
+        if saved.shape != current.shape:
+            raise ValueError(
+                f"the saved {name} has shape {saved.shape}, this env's {current.shape}: "
+                "restore into an env with the same num_envs and token budgets."
+            )
+        setattr(core, name, saved.astype(current.dtype, copy=True))
+    for row in np.flatnonzero(~core.done):
+        index, prompt = int(core.prompt_index[row]), core.ids[row, : core.prompt_len[row]]
+        if index >= len(core.prompt_ids) or prompt.tolist() != list(core.prompt_ids[index]):
+            raise ValueError(f"row {row}'s saved prompt is not among this env's prompts.")
+    for rng, saved_rng in zip(core.rngs, state["rngs"], strict=True):
+        rng.bit_generator.state = saved_rng
+    core.set_kl_coef(state["kl_coef"])
