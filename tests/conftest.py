@@ -16,3 +16,14 @@ from word_lm import tiny_causal_lm  # noqa: E402
 def tiny_lm(request: pytest.FixtureRequest) -> PreTrainedModel:
     """One tiny model per architecture we promise to support."""
     return tiny_causal_lm(request.param)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -9,6 +9,7 @@ fixtures (bos 0, eos 1, pad 2, 256 positions). ``tests/conftest.py`` puts this f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -79,3 +80,20 @@ def tiny_lm(
 def tiny_causal_lm(arch: str, vocab_size: int = 50, seed: int = 0) -> PreTrainedModel:
     """The root fixtures' model: bos 0, eos 1, pad 2, 256 positions."""
     return tiny_lm(arch, vocab_size, seed, bos_id=0, eos_id=1, pad_id=2, positions=256)
+
+
+def sliding_config(arch: str, vocab_size: int, window: int = 4, eos_id: int = 1) -> Any:
+    """Mistral (every layer slides), Gemma 2 (alternating), Qwen2 (layer 0 full), tiny."""
+    from transformers import Gemma2Config, MistralConfig, Qwen2Config
+
+    common = {
+        "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "num_hidden_layers": 2,
+        "max_position_embeddings": 64, "bos_token_id": eos_id, "eos_token_id": eos_id,
+        "pad_token_id": 0, "sliding_window": window,
+    }
+    if arch == "mistral":
+        return MistralConfig(**common)
+    if arch == "gemma2":
+        return Gemma2Config(**common, head_dim=16)
+    return Qwen2Config(**common, use_sliding_window=True, max_window_layers=1)

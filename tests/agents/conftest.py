@@ -100,12 +100,8 @@ def env_factory() -> Callable:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_threaded(one_thread):
+    """Every agent test runs on one torch thread (the root ``one_thread`` fixture)."""
 
 
 @pytest.fixture

@@ -12,45 +12,19 @@ from env_helpers import PROMPTS, positive_word_reward, word_tokenizer
 from rlhf_gym.envs import TextGenerationVecEnv
 from transformers import (
     AutoModelForCausalLM,
-    Gemma2Config,
-    MistralConfig,
     PretrainedConfig,
     PreTrainedModel,
-    Qwen2Config,
 )
+from word_lm import sliding_config as shared_sliding_config
 
 WINDOW, TEMPERATURE, EOS = 4, 0.8, 1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sliding_config(arch: str, vocab_size: int) -> PretrainedConfig:
-    """Mistral (every layer slides), Gemma 2 (alternating), Qwen2 (layer 0 full), window 4."""
-    common = {
-        "vocab_size": vocab_size,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "num_hidden_layers": 2,
-        "max_position_embeddings": 64,
-        "bos_token_id": EOS,
-        "eos_token_id": EOS,
-        "pad_token_id": 0,
-        "sliding_window": WINDOW,
-    }
-    if arch == "mistral":
-        return MistralConfig(**common)
-    if arch == "gemma2":
-        return Gemma2Config(**common, head_dim=16)
-    return Qwen2Config(**common, use_sliding_window=True, max_window_layers=1)
+    return shared_sliding_config(arch, vocab_size, WINDOW, EOS)
 
 
 def sliding_lm(arch: str, vocab_size: int, seed: int) -> PreTrainedModel:

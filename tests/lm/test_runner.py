@@ -77,13 +77,7 @@ def tiny_model(arch: str, seed: int = 0) -> PreTrainedModel:
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and immune to a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _full_forward(model, ids, temperature):

@@ -10,36 +10,16 @@ import pytest
 import torch
 from transformers import (
     AutoModelForCausalLM,
-    Gemma2Config,
-    MistralConfig,
     PretrainedConfig,
     PreTrainedModel,
-    Qwen2Config,
 )
+from word_lm import sliding_config as shared_sliding_config
 
 WINDOW, VOCAB, EOS = 4, 26, 1
 
 
 def sliding_config(arch: str) -> PretrainedConfig:
-    """Mistral (every layer slides), Gemma 2 (alternating), Qwen2 (layer 0 full), window 4."""
-    common = {
-        "vocab_size": VOCAB,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "num_hidden_layers": 2,
-        "max_position_embeddings": 64,
-        "bos_token_id": EOS,
-        "eos_token_id": EOS,
-        "pad_token_id": 0,
-        "sliding_window": WINDOW,
-    }
-    if arch == "mistral":
-        return MistralConfig(**common)
-    if arch == "gemma2":
-        return Gemma2Config(**common, head_dim=16)
-    return Qwen2Config(**common, use_sliding_window=True, max_window_layers=1)
+    return shared_sliding_config(arch, VOCAB, WINDOW, EOS)
 
 
 def sliding_agent(arch: str, env_factory):

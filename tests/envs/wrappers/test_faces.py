@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from env_helpers import PROMPTS, positive_word_reward, tiny_gpt2
+from env_helpers import positive_word_reward, tiny_gpt2
 from rlhf_gym.envs import (
     KLTerm,
     LengthPenalty,
@@ -28,22 +28,6 @@ N, STEPS = 3, 200
 
 def length_reward(prompts, completions):
     return np.array([0.1 * len(c.split()) for c in completions])
-
-
-def base_kwargs(tokenizer) -> dict:
-    vocab = len(tokenizer)
-    return {
-        "tokenizer": tokenizer,
-        "reference_model": tiny_gpt2(vocab, seed=0),
-        "policy_model": tiny_gpt2(vocab, seed=1),
-        "prompts": PROMPTS,
-        "reward": positive_word_reward,
-        "max_prompt_tokens": 6,
-        "max_new_tokens": 5,
-        "kl_coef": 0.1,
-        "missing_eos_penalty": -0.5,
-        "device": "cpu",
-    }
 
 
 # kind -> (base overrides, wrap(env, models), constructor overrides(models))
@@ -106,13 +90,14 @@ def rollout(env, face: str, seed: int = 0) -> tuple[list[float], list[np.ndarray
 
 @pytest.mark.parametrize("face", list(FACES))
 @pytest.mark.parametrize("kind", list(CASES))
-def test_wrapper_equals_constructor_argument(tokenizer, face: str, kind: str) -> None:
+def test_wrapper_equals_constructor_argument(tokenizer, env_kwargs, face: str, kind: str) -> None:
     models = {"ref2": tiny_gpt2(len(tokenizer), seed=5), "mask": tiny_gpt2(len(tokenizer), 9)}
     base_overrides, wrap, as_argument = CASES[kind]
     make = FACES[face]
     n = {} if face == "Wrapper" else {"num_envs": N}
-    wrapped = wrap(make(**n, **{**base_kwargs(tokenizer), **base_overrides}), face, models)
-    built = make(**n, **{**base_kwargs(tokenizer), **as_argument(models)})
+    base = {**env_kwargs, "missing_eos_penalty": -0.5}
+    wrapped = wrap(make(**n, **{**base, **base_overrides}), face, models)
+    built = make(**n, **{**base, **as_argument(models)})
     got, got_masks = rollout(wrapped, face)
     want, want_masks = rollout(built, face)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
@@ -120,15 +105,15 @@ def test_wrapper_equals_constructor_argument(tokenizer, face: str, kind: str) ->
     if kind == "top_p_mask":
         assert not got_masks[0].all(), "the mask should narrow the action set"
     else:
-        assert not np.allclose(got, rollout(make(**n, **base_kwargs(tokenizer)), face)[0]), (
+        assert not np.allclose(got, rollout(make(**n, **base), face)[0]), (
             "the term should change the rewards"
         )
 
 
-def test_reward_identity_through_a_stack_of_every_wrapper(tokenizer) -> None:
+def test_reward_identity_through_a_stack_of_every_wrapper(tokenizer, env_kwargs) -> None:
     """Σ r = score − β·Σ kl_t − Σ extra terms, episode by episode, through all wrappers + SB3's."""
     models = {"ref2": tiny_gpt2(len(tokenizer), seed=5), "mask": tiny_gpt2(len(tokenizer), 9)}
-    env = TextGenerationVecEnv(N, **{**base_kwargs(tokenizer), "reward": None})
+    env = TextGenerationVecEnv(N, **{**env_kwargs, "missing_eos_penalty": -0.5, "reward": None})
     env = w.RewardScoreVecEnvWrapper(env, positive_word_reward)
     env = w.KLPenaltyVecEnvWrapper(env, models["ref2"], 0.3)
     env = w.LengthPenaltyVecEnvWrapper(env, 0.05)
