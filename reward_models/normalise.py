@@ -33,6 +33,7 @@ def normalise_on_policy(
     max_new_tokens: int = 48,
     seed: int = 0,
     gold: Any = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Fit ``rm``'s gain and bias on one set of policy samples and check them on a fresh set.
 
@@ -45,6 +46,7 @@ def normalise_on_policy(
         max_new_tokens: the longest sampled completion.
         seed: the base seed.
         gold: an optional gold reward source to correlate the scores with.
+        progress: show a progress bar over each set's sampling.
 
     Returns:
         ``gain``, ``bias``, the fresh set's ``mean`` and ``std`` (targets 0 and 1),
@@ -52,12 +54,14 @@ def normalise_on_policy(
     """
     fit_prompts = draw_prompts(prompts, fit_samples, seed + 1)
     fit = sample_completions(
-        policy, rm.tokenizer, fit_prompts, max_new_tokens=max_new_tokens, seed=seed + 1
+        policy, rm.tokenizer, fit_prompts, max_new_tokens=max_new_tokens, seed=seed + 1,
+        progress=progress, desc="normalisation: fit samples",
     )
     gain, bias = rm.fit_normalisation(fit_prompts, fit)
     check_prompts = draw_prompts(prompts, check_samples, seed + 2)
     check = sample_completions(
-        policy, rm.tokenizer, check_prompts, max_new_tokens=max_new_tokens, seed=seed + 2
+        policy, rm.tokenizer, check_prompts, max_new_tokens=max_new_tokens, seed=seed + 2,
+        progress=progress, desc="normalisation: check samples",
     )
     scores = rm.score(check_prompts, check)
     result = {

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     check = normalise_on_policy(
         rm, load_causal_lm(src["base"]), pool, fit_samples=cfg.norm_samples,
         check_samples=cfg.check_samples, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-        gold=src["gold"],
+        gold=src["gold"], progress=True,
     )
     print(
         f"normalisation: gain {check['gain']:.4f}, bias {check['bias']:.4f}; "
