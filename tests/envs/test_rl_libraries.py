@@ -32,16 +32,22 @@ def easy_env(tokenizer) -> VecMonitor:
     return VecMonitor(vec)
 
 
+def mean_return_before_and_after(model, env, steps: int, episodes: int) -> tuple[float, float]:
+    """Mean episode return of ``model`` on ``env`` before and after ``steps`` of training."""
+    evaluate = maskable_evaluate if isinstance(model, MaskablePPO) else evaluate_policy
+    before, _ = evaluate(model, env, n_eval_episodes=episodes, deterministic=False)
+    model.learn(total_timesteps=steps)
+    after, _ = evaluate(model, env, n_eval_episodes=episodes, deterministic=False)
+    print(f"{type(model).__name__}: mean episode return {before:.3f} -> {after:.3f}")
+    return before, after
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", [PPO, MaskablePPO])
 def test_stock_algorithms_train_and_mean_reward_rises(tokenizer, algo):
     env = easy_env(tokenizer)
     model = algo("MultiInputPolicy", env, **PPO_ARGS)
-    evaluate = maskable_evaluate if algo is MaskablePPO else evaluate_policy
-    before, _ = evaluate(model, env, n_eval_episodes=48, deterministic=False)
-    model.learn(total_timesteps=3072)
-    after, _ = evaluate(model, env, n_eval_episodes=48, deterministic=False)
-    print(f"{algo.__name__}: mean episode reward {before:.3f} -> {after:.3f}")
+    before, after = mean_return_before_and_after(model, env, 3072, 48)
     assert np.isfinite(before) and after > before + 0.2, (before, after)
 
 
@@ -66,9 +72,5 @@ def test_stock_algorithms_learn_on_the_no_argument_env(toy_kwargs, algo):
     vec.seed(0)
     env = VecMonitor(vec)
     model = algo("MultiInputPolicy", env, ent_coef=vec.get_kl_coef(), **PPO_ARGS)
-    evaluate = maskable_evaluate if algo is MaskablePPO else evaluate_policy
-    before, _ = evaluate(model, env, n_eval_episodes=64, deterministic=False)
-    model.learn(total_timesteps=6144)
-    after, _ = evaluate(model, env, n_eval_episodes=64, deterministic=False)
-    print(f"{algo.__name__} on the toy env: mean episode return {before:.3f} -> {after:.3f}")
+    before, after = mean_return_before_and_after(model, env, 6144, 64)
     assert np.isfinite(before) and after > before + 0.2, (before, after)
