@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from rlhf_gym.distributed import global_mean_std
 from stable_baselines3.common.buffers import DictRolloutBuffer
 
 
@@ -27,7 +28,7 @@ class LMRolloutBufferSamples(NamedTuple):
         actions: ``(B, T)``.
         old_values: ``(B, T)`` values at act time.
         old_log_prob: ``(B, T)`` log-probs at act time (temperature-scaled).
-        advantages: ``(B, T)`` GAE advantages (whitened over the rollout's tokens).
+        advantages: ``(B, T)`` GAE advantages (whitened over the rollout's tokens, all ranks').
         returns: ``(B, T)`` value targets.
         token_mask: ``(B, T)`` True on real tokens.
     """
@@ -44,8 +45,12 @@ class LMRolloutBufferSamples(NamedTuple):
 
 
 def whiten(values: np.ndarray, shift_mean: bool = True, eps: float = 1e-8) -> np.ndarray:
-    """Scale to unit variance (and zero mean if ``shift_mean``)."""
-    mean, std = values.mean(), values.std()
+    """Scale to unit variance (and zero mean if ``shift_mean``).
+
+    The mean and std are over every rank's values in a distributed run (one process: these
+    values), so that K ranks whiten as one process holding the union would.
+    """
+    mean, std = global_mean_std(values)
     out = (values - mean) / (std + eps)
     return out if shift_mean else out + mean / (std + eps)
 

@@ -12,6 +12,9 @@
     path/checkpoint.json        the manifest, written last: each file's size and SHA-256
 
 The env (with its frozen reference and reward models) is never saved, only its episode state.
+In a distributed run (docs/distributed.md) ``save`` is called on every rank and rank 0 alone
+writes: the top-level state is rank 0's and ``other_ranks`` holds each other rank's generators,
+rollout and episodes, so that ``load`` on every rank of a relaunch continues that rank's shard.
 The directory is built next to ``path`` and swapped in so that a kill at any moment leaves a
 loadable checkpoint (:mod:`~rlhf_gym.agents.common.checkpoint_files`); loading reads JSON and
 safetensors only.
@@ -43,6 +46,7 @@ from rlhf_gym.agents.common.checkpoint_state import (
     write_state,
 )
 from rlhf_gym.agents.common.kl_controller import AdaptiveKLController, FixedKLController
+from rlhf_gym.distributed import all_reduce_sum, gather_to_main, is_distributed, rank, world_size
 from safetensors import SafetensorError
 from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule
 
@@ -52,6 +56,8 @@ SAVED_MODEL = "<saved policy directory>"
 COUNTERS = ("num_timesteps", "_n_updates", "_n_rollouts", "_episode_num")
 #: Constructor arguments that are not settings: given to load, or saved apart.
 NOT_PARAMS = frozenset({"self", "policy", "env", "policy_kwargs", "device"})
+#: The state each rank of a distributed run has its own of.
+RANK_STATE = ("generators", "rollout", "env")
 
 
 class CheckpointMixin:
@@ -70,6 +76,9 @@ class CheckpointMixin:
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:  # type: ignore[override]
         """Write the checkpoint directory; a kill at any moment leaves a loadable one.
 
+        Distributed, every rank must call it (it gathers each rank's episodes); rank 0 writes,
+        with its own ``path`` and ``extra``, and every rank returns once the files are complete.
+
         Args:
             path: the directory; it is replaced only once the new one is complete.
             extra: JSON-able data kept with it (e.g. a training loop's records), handed back
@@ -79,9 +88,33 @@ class CheckpointMixin:
             TypeError: when a setting is not data (a callable schedule, an object in
                 ``policy_kwargs``), before anything is written.
             PermissionError: when the folder cannot be replaced; nothing is changed then.
+            CheckpointError: on the other ranks, when rank 0 could not write.
         """
         state = self._checkpoint_state(extra or {})
         state["optimizer"] = optimizer_state(self.policy.optimizer)
+        if is_distributed():
+            self._save_from_rank_0(path, state)
+        else:
+            self._write(path, state)
+
+    def _save_from_rank_0(self, path: str | os.PathLike, state: dict[str, Any]) -> None:
+        """Gather every rank's own state; rank 0 writes; all learn whether it could."""
+        ranks = gather_to_main({key: state[key] for key in RANK_STATE})
+        error: Exception | None = None
+        if ranks is not None:
+            state.update(world_size=len(ranks), other_ranks=ranks[1:])
+            try:
+                self._write(path, state)
+            except Exception as err:  # re-raised below, once the others know
+                error = err
+        (failed,) = all_reduce_sum([error is not None])  # also: no rank reads a half-written save
+        if error is not None:
+            raise error
+        if failed:
+            raise CheckpointError(f"rank 0 could not write the checkpoint {path}; see its error.")
+
+    def _write(self, path: str | os.PathLike, state: dict[str, Any]) -> None:
+        """Write ``state`` and the policy's weights as the checkpoint directory ``path``."""
         encoded, tensors = encode_state(state, files={"optimizer": "optimizer"})
 
         def write(tmp: Path) -> None:
@@ -113,6 +146,9 @@ class CheckpointMixin:
                 running episode sums, so that ``learn(..., reset_num_timesteps=False)`` gives
                 the same numbers as a run that was never interrupted.
             **kwargs: constructor arguments that replace the saved ones (e.g. ``verbose``).
+
+        Distributed, every rank calls it on the same directory; each takes its own generators
+        and episodes from it (``force_reset=False`` needs as many ranks as the save had).
 
         Returns:
             The agent; ``agent.checkpoint_extra`` is the ``extra`` given to :meth:`save`.
@@ -248,16 +284,19 @@ class CheckpointMixin:
         agent: Any = self
         for name, value in state["counters"].items():
             setattr(agent, name, value)
-        self._restore_generators(state["generators"])
+        own = rank_state(state, agent.env is not None and not force_reset)
+        if own is not None:  # else a rank the save did not have: its own seed's generators
+            self._restore_generators(own["generators"])
         self.policy.optimizer.load_state_dict(optimizer_state_dict(state["optimizer"]))
-        rollout = state["rollout"]
+        rollout = None if own is None else own["rollout"]
         agent._last_obs = None
         if agent.env is None or force_reset or rollout is None:
             return
+        assert own is not None
         set_env_state = getattr(agent.env, "set_state", None)
-        if state["env"] is not None and set_env_state is not None:
-            set_env_state(state["env"])
-        elif state["env"] is not None:
+        if own["env"] is not None and set_env_state is not None:
+            set_env_state(own["env"])
+        elif own["env"] is not None:
             warnings.warn(
                 "the env has no set_state(): its episodes are not restored, so the run "
                 "continues from the saved observation in the env as it is.",
@@ -280,6 +319,29 @@ class CheckpointMixin:
             )
             return
         self.policy.generator.set_state(saved["sample"])
+
+
+def rank_state(state: dict[str, Any], continues: bool) -> dict[str, Any] | None:
+    """The calling rank's generators, rollout and episodes in a checkpoint state, or None.
+
+    Args:
+        state: the checkpoint's state (rank 0's at the top, the others in ``other_ranks``).
+        continues: whether the load continues the saved episodes (``force_reset=False``).
+
+    Raises:
+        CheckpointError: continuing with another number of ranks than the save had.
+    """
+    saved = int(state.get("world_size", 1))
+    if continues and saved != world_size():
+        raise CheckpointError(
+            f"the checkpoint was saved by {saved} process(es) and is loaded by {world_size()}: "
+            f"continuing each rank's episodes needs {saved} (torchrun --nproc_per_node "
+            f"{saved}); or load with force_reset=True to start new episodes."
+        )
+    others = state.get("other_ranks", [])
+    if rank() == 0:
+        return state
+    return others[rank() - 1] if rank() <= len(others) else None
 
 
 def read_checkpoint_extra(path: str | os.PathLike) -> dict[str, Any]:

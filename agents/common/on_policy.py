@@ -9,6 +9,11 @@ bookkeeping after each update. An algorithm subclass adds its own arguments and 
 Rollouts go one token per step, one cached policy forward per vector step; the act-time
 log-probs are handed to the env (``env.set_policy_logprobs``) so its KL term costs no second
 policy forward. The logged keys are explained in ``docs/metrics.md``.
+
+Under ``torchrun`` (a process group of K > 1 ranks, :mod:`rlhf_gym.distributed`) each rank
+collects its own shard with its own seed, and the ranks agree on everything that steers
+training: rank 0's weights at setup, the job's rollout statistics, and the token-weighted mean
+gradient of every step. Only rank 0 logs. ``docs/distributed.md`` explains the choices.
 """
 
 from __future__ import annotations
@@ -28,11 +33,21 @@ from rlhf_gym.agents.common.kl_controller import (
 )
 from rlhf_gym.agents.common.models import check_token_spaces
 from rlhf_gym.agents.common.policies import LMActorCriticPolicy
-from rlhf_gym.agents.common.stats import objective_metrics
+from rlhf_gym.agents.common.stats import global_summary, objective_metrics
 from rlhf_gym.agents.common.token_state import TokenCacheState
+from rlhf_gym.distributed import (
+    all_reduce_gradients,
+    all_reduce_sum,
+    broadcast_tensors,
+    check_uniform,
+    is_distributed,
+    is_main_process,
+    rank_seed,
+)
 from rlhf_gym.envs.episodes import EpisodeTracker
 from rlhf_gym.lm.loading import vocab_size_of
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -118,6 +133,9 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         if self.env is not None:
             self.policy_kwargs.setdefault("temperature", float(env_attr(self.env, "temperature")))
         super()._setup_model()
+        if is_distributed():  # every rank starts from rank 0's weights, in lockstep
+            check_uniform(self._rank_settings(), "launch every rank with the same arguments.")
+            broadcast_tensors(self.policy.parameters())
         self._seed_generators()
         if self.env is not None:
             self._check_env()
@@ -132,9 +150,17 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
             if self.tracker is None or self.tracker.num_envs != self.n_envs:
                 self.tracker = EpisodeTracker(self.n_envs)
 
+    def _rank_settings(self) -> dict[str, float]:
+        """Settings that fix how many collectives an iteration makes: equal on every rank."""
+        return {"n_envs": self.n_envs, "n_steps": self.n_steps}
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """SB3's seeding (env, torch, numpy), each rank on its own :func:`rank_seed`."""
+        super().set_random_seed(rank_seed(seed))
+
     def _seed_generators(self) -> None:
-        """The policy's sampling generator and the minibatch shuffler, both from ``seed``."""
-        seed = 0 if self.seed is None else int(self.seed)
+        """The policy's sampling generator and the minibatch shuffler, from this rank's seed."""
+        seed = rank_seed(0 if self.seed is None else int(self.seed))
         self.policy.generator = torch.Generator(self.policy.device).manual_seed(seed)
         if self._shuffle_rng is None:
             self._shuffle_rng = np.random.default_rng(seed)
@@ -168,6 +194,8 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         reset = self._last_obs is None or reset_num_timesteps
+        if not is_main_process():  # before SB3 configures one that writes
+            self.set_logger(Logger(folder=None, output_formats=[]))
         result = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -224,7 +252,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
             self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
         last_values = self._bootstrap_values(state, dones)
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
-        self._rollout_stats = self.tracker.summary()
+        self._rollout_stats = global_summary(self.tracker.summary())
         self._rollout_stats["rollout_s"] = time.perf_counter() - start
         callback.update_locals(locals())
         callback.on_rollout_end()
@@ -240,16 +268,26 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ update
 
-    def _gradient_step(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
+    def _gradient_step(
+        self, loss: torch.Tensor | None, terms: dict[str, float], weight: float = 1.0
+    ) -> dict[str, float]:
         """Backward, clip the gradient norm and step, refusing a non-finite loss or norm.
 
         Args:
-            loss: the minibatch loss to minimise.
+            loss: the minibatch loss to minimise (a mean over its ``weight`` tokens); None on a
+                rank that has no minibatch left for this step (distributed only).
             terms: its logged terms, quoted in the error.
+            weight: how many tokens the loss averages; distributed ranks weight by it.
+
+        Returns:
+            The logged terms: ``terms``, or distributed, their token-weighted mean over ranks.
 
         Raises:
             NonFiniteLossError: before the optimizer step, so the weights stay as they were.
         """
+        if is_distributed():
+            return self._synced_gradient_step(loss, terms, weight)
+        assert loss is not None, "only a distributed rank may skip a minibatch"
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"{type(self).__name__} loss is {loss.item()} at update {self._n_updates} "
@@ -258,6 +296,11 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
             )
         self.policy.optimizer.zero_grad()
         loss.backward()
+        self._clip_and_step()
+        return terms
+
+    def _clip_and_step(self) -> None:
+        """Clip the gradient norm and step, unless the norm is not finite."""
         params = [p for p in self.policy.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         if not torch.isfinite(norm):
@@ -266,6 +309,39 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
                 "before the optimizer step. The last saved checkpoint is untouched."
             )
         self.policy.optimizer.step()
+
+    def _synced_gradient_step(
+        self, loss: torch.Tensor | None, terms: dict[str, float], weight: float
+    ) -> dict[str, float]:
+        """The step on the job's minibatch: the union of every rank's, weighted by tokens.
+
+        Each rank's gradient of its token mean is scaled by its share of the job's tokens and
+        summed over ranks, which is the gradient one process would take on the union; every
+        rank then clips the same norm and steps the same weights.
+        """
+        names = sorted(terms)
+        finite = loss is None or bool(torch.isfinite(loss))
+        totals = all_reduce_sum([not finite, weight, *(weight * terms[k] for k in names)])
+        if totals[0]:  # every rank stops together, or the others would wait forever
+            here = "" if finite else f"; here {loss.item() if loss is not None else None} {terms}"
+            raise NonFiniteLossError(
+                f"{type(self).__name__} loss is not finite on {int(totals[0])} rank(s) at update "
+                f"{self._n_updates}{here}; training stopped before applying it. Lower the "
+                "learning rate or check the reward's scale; the last saved checkpoint is untouched."
+            )
+        self.policy.optimizer.zero_grad()
+        if loss is not None:
+            loss.backward()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        all_reduce_gradients(params, weight / totals[1])
+        self._clip_and_step()
+        return {
+            name: float(value / totals[1]) for name, value in zip(names, totals[2:], strict=True)
+        }
+
+    def set_logger(self, logger: Logger) -> None:
+        """SB3's; on a rank other than 0 a logger without outputs (rank 0 logs the job)."""
+        super().set_logger(logger if is_main_process() else Logger(folder=None, output_formats=[]))
 
     def _after_update(self, update_metrics: dict[str, float], start: float) -> None:
         """Move β and push it to the env, refresh the reference, record the metrics.

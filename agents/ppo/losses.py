@@ -6,6 +6,18 @@ import torch
 from rlhf_gym.agents.common.buffers import LMRolloutBufferSamples
 from rlhf_gym.agents.common.utils import masked_mean
 
+#: The logged terms of :func:`ppo_losses`, in its order.
+PPO_TERMS = (
+    "loss/policy",
+    "loss/value",
+    "loss/total",
+    "policy/approxkl",
+    "policy/clipfrac",
+    "policy/entropy",
+    "val/ratio",
+    "val/mean",
+)
+
 
 def ppo_losses(
     batch: LMRolloutBufferSamples,
@@ -20,7 +32,7 @@ def ppo_losses(
     """Clipped policy loss, clipped value loss and entropy bonus, averaged over real tokens.
 
     Returns:
-        The total loss and the logged terms (``loss/*``, ``policy/*``, ``val/*``).
+        The total loss and the logged terms (:data:`PPO_TERMS`).
     """
     mask = batch.token_mask
     log_ratio = log_prob - batch.old_log_prob

@@ -10,14 +10,18 @@ sequences: one teacher-forced forward per sequence per epoch
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import numpy as np
 from rlhf_gym.agents.common.buffers import LMRolloutBufferSamples
 from rlhf_gym.agents.common.on_policy import LMOnPolicyAlgorithm
 from rlhf_gym.agents.common.policies import LMActorCriticPolicy
-from rlhf_gym.agents.ppo.losses import ppo_losses
+from rlhf_gym.agents.ppo.losses import PPO_TERMS, ppo_losses
+from rlhf_gym.distributed import all_reduce_max, is_distributed
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
@@ -35,7 +39,7 @@ class LMPPO(LMOnPolicyAlgorithm):
         policy: ``"LMPolicy"`` or :class:`LMActorCriticPolicy`; its ``policy_kwargs`` need
             ``model`` (name, path or model object of the SFT policy).
         env: a :class:`~rlhf_gym.envs.TextGenerationVecEnv`.
-        batch_size: sequences per minibatch (not tokens).
+        batch_size: sequences per minibatch (not tokens); per rank in a distributed run.
         n_epochs: passes over each rollout.
         clip_range: the ratio clip ε (a float or a schedule of the progress remaining).
         clip_range_vf: the value clip, in reward units (None: no value clipping).
@@ -75,6 +79,13 @@ class LMPPO(LMOnPolicyAlgorithm):
                 )
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
 
+    def _rank_settings(self) -> dict[str, float]:
+        return {
+            **super()._rank_settings(),
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+        }
+
     def train(self) -> None:
         """PPO epochs over sequence minibatches; then the KL controller and reference refresh."""
         start = time.perf_counter()
@@ -84,9 +95,10 @@ class LMPPO(LMOnPolicyAlgorithm):
         clip_range = self.clip_range(progress)  # type: ignore[operator]
         clip_vf = None if self.clip_range_vf is None else self.clip_range_vf(progress)  # type: ignore[operator]
         metrics: dict[str, list[float]] = {}
+        steps = self._steps_per_epoch()
         for _epoch in range(self.n_epochs):
             epoch_kls = []
-            for batch in self.rollout_buffer.get_sequences(self.batch_size, self._shuffle_rng):
+            for batch in self._minibatches(steps):
                 terms = self._train_minibatch(batch, clip_range, clip_vf)
                 for key, value in terms.items():
                     metrics.setdefault(key, []).append(value)
@@ -96,18 +108,36 @@ class LMPPO(LMOnPolicyAlgorithm):
                 break
         self._after_update({k: float(np.mean(v)) for k, v in metrics.items()}, start)
 
+    def _steps_per_epoch(self) -> int | None:
+        """Distributed: the most minibatches any rank has, which every rank steps; else None."""
+        if not is_distributed():
+            return None
+        mine = math.ceil(self.rollout_buffer.num_sequences / self.batch_size)
+        return int(all_reduce_max([mine])[0])
+
+    def _minibatches(self, steps: int | None) -> Iterator[LMRolloutBufferSamples | None]:
+        """The rank's shuffled minibatches, then None up to ``steps`` (episodes end unevenly)."""
+        batches = self.rollout_buffer.get_sequences(self.batch_size, self._shuffle_rng)
+        if steps is None:
+            return batches
+        return itertools.islice(itertools.chain(batches, itertools.repeat(None)), steps)
+
     def _train_minibatch(
-        self, batch: LMRolloutBufferSamples, clip_range: float, clip_vf: float | None
+        self, batch: LMRolloutBufferSamples | None, clip_range: float, clip_vf: float | None
     ) -> dict[str, float]:
-        """One gradient step on a minibatch of sequences; returns its logged terms."""
+        """One gradient step on a minibatch of sequences; returns its logged terms.
+
+        A None batch (distributed, this rank has no sequences left) adds no tokens to the step.
+        """
+        if batch is None:
+            return self._gradient_step(None, dict.fromkeys(PPO_TERMS, 0.0), weight=0.0)
         log_prob, values, entropy = self.policy.evaluate_sequences(
             batch.input_ids, batch.attention_mask, batch.positions, batch.actions
         )
         loss, terms = ppo_losses(
             batch, log_prob, values, entropy, clip_range, clip_vf, self.vf_coef, self.ent_coef
         )
-        self._gradient_step(loss, terms)
-        return terms
+        return self._gradient_step(loss, terms, weight=float(batch.token_mask.sum()))
 
     def learn(
         self: SelfLMPPO,

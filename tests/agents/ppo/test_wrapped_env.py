@@ -29,7 +29,13 @@ def test_lmppo_learns_a_reward_swapped_in_by_a_wrapper(lm_factory, env_factory) 
     env = RewardScoreVecEnvWrapper(env, chosen_word_reward)
     env = VecNormalize(VecMonitor(env), norm_obs=False, norm_reward=False)
     agent = LMPPO(
-        "LMPolicy", env, n_steps=4, batch_size=16, learning_rate=1e-2, seed=0, device="cpu",
+        "LMPolicy",
+        env,
+        n_steps=4,
+        batch_size=16,
+        learning_rate=1e-2,
+        seed=0,
+        device="cpu",
         policy_kwargs={"model": lm},
     )
     steps = agent.n_steps * agent.n_envs
