@@ -22,7 +22,6 @@ from rlhf_gym.envs.terms import (
 )
 from rlhf_gym.envs.text_generation import TextGenerationEnv
 from rlhf_gym.envs.vector import TextGenerationVectorEnv
-
 from rlhf_gym.registration import register_envs
 
 __all__ = [

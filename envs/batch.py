@@ -19,12 +19,14 @@ from rlhf_gym.envs.models import EnvModels, freeze
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF, check_estimator, kl_term, token_logprobs
 from rlhf_gym.envs.terms import FinishedEpisode, MissingEOSPenalty, RewardTerm, ScoreTerm, TopPMask
+from rlhf_gym.lm.encoding import first_stop
 from rlhf_gym.lm.loading import load_tokenizer
 from rlhf_gym.lm.runner import CachedCausalLM
 
 KLReward = Literal["kl", "ref_logprob"]
 KL_REWARDS: tuple[str, ...] = ("kl", "ref_logprob")
-#: The per-row arrays that make up the episodes' state (:meth:`TextGenerationBatch.get_state`).
+
+
 @dataclass
 class BatchStep:
     """Arrays of shape ``(N,)`` for one step of all rows, plus the episodes that ended.
@@ -80,6 +82,7 @@ class TextGenerationBatch:
         self.tokenizer = tokenizer
         self.vocab_size = self.models.vocab_size
         self.eos_token_id = self.models.eos_token_id
+        self.stop_ids = self.models.stop_ids
         self.pad_token_id = self.models.pad_token_id
         self.max_prompt_tokens, self.max_new_tokens = max_prompt_tokens, max_new_tokens
         self.window = max_prompt_tokens + max_new_tokens
@@ -158,6 +161,7 @@ class TextGenerationBatch:
                 f"the env already has a {term.name!r} term; pass replace=True to swap it, or give "
                 "the new term another name."
             )
+        term.bind_tokenizer(self.tokenizer)
         if term.model is not None:
             self.models.check_vocab(term.model, f"the {term.name!r} term's model")
             term.model = freeze(term.model, self.models.device)
@@ -230,7 +234,7 @@ class TextGenerationBatch:
         self.ids[rows, self.prompt_len + self.gen_len] = actions
         self.attention[rows, self.prompt_len + self.gen_len] = 1
         self.gen_len += 1
-        terminated = actions == self.eos_token_id
+        terminated = np.isin(actions, self.stop_ids)  # any stop id ends it (chat models: several)
         truncated = ~terminated & (self.gen_len >= self.max_new_tokens)
         ended = np.flatnonzero(terminated | truncated)
         finished = self._finish(ended, truncated)
@@ -329,7 +333,8 @@ class TextGenerationBatch:
 
     def _episode(self, row: int, truncated: bool) -> FinishedEpisode:
         start, stop = self.prompt_len[row], self.prompt_len[row] + self.gen_len[row]
-        completion_ids = [int(t) for t in self.ids[row, start:stop] if t != self.eos_token_id]
+        written = [int(t) for t in self.ids[row, start:stop]]
+        completion_ids = written[: first_stop(written, self.stop_ids)]  # a stop is not content
         index = self.prompt_index[row]
         return FinishedEpisode(
             prompt=self.prompts[index],

@@ -72,6 +72,11 @@ class BatchFace:
         return self.batch.eos_token_id
 
     @property
+    def stop_ids(self) -> list[int]:
+        """Every token that terminates an episode (EOS and the generation config's stop ids)."""
+        return list(self.batch.models.stop_ids)
+
+    @property
     def pad_token_id(self) -> int:
         """The id filling the observation after the real tokens."""
         return self.batch.pad_token_id

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from rlhf_gym.lm.device import resolve_device
+from rlhf_gym.lm.encoding import stop_ids
 from rlhf_gym.lm.loading import load_causal_lm, vocab_size_of
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -29,6 +30,10 @@ def is_frozen_copy(policy: torch.nn.Module, reference: torch.nn.Module) -> bool:
 
 class EnvModels:
     """Reference (frozen) and optional bound policy (used as given), on one device.
+
+    ``stop_ids`` are the tokens that end an episode: the tokenizer's EOS plus every
+    ``generation_config.eos_token_id`` of the reference and the bound policy (chat models stop
+    on several, e.g. ``</s>`` and ``<|end|>``). ``eos_token_id`` is the tokenizer's EOS.
 
     Args:
         tokenizer: the policy's tokenizer; it needs an EOS token.
@@ -74,6 +79,9 @@ class EnvModels:
                 "logits; use the tokenizer the model was trained with."
             )
         self.eos_token_id = int(tokenizer.eos_token_id)
+        self.stop_ids = list(
+            dict.fromkeys([*stop_ids(tokenizer, reference), *stop_ids(tokenizer, policy)])
+        )
         pad = tokenizer.pad_token_id
         self.pad_token_id = self.eos_token_id if pad is None else int(pad)
         self.reference = freeze(reference, self.device)

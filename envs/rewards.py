@@ -12,7 +12,7 @@ Everything here works on numpy arrays of any shape, so one env and N envs share 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -80,11 +80,14 @@ def score_completions(
     completions: Sequence[str],
     prompt_ids: Sequence[Sequence[int]],
     completion_ids: Sequence[Sequence[int]],
+    tokenizer: Any = None,
 ) -> np.ndarray:
     """Score finished episodes in one batched call, checking what the source returned.
 
-    Uses ``source.score_ids`` when the source has it (a reward model on the policy's
-    tokenizer), else ``source.score`` on text. ``None`` scores 0 (reward added by wrapping).
+    Uses ``source.score_ids(prompt_ids, completion_ids, tokenizer=tokenizer)`` when the source
+    has it and the ids' tokenizer (the policy's) is known, so the source can tell its own ids
+    from foreign ones; else ``source.score`` on text. ``None`` scores 0 (reward added by
+    wrapping).
 
     Raises:
         ValueError: when the source returns NaN, inf or the wrong shape.
@@ -93,8 +96,10 @@ def score_completions(
     if source is None or n == 0:
         return np.zeros(n, dtype=np.float64)
     name = getattr(source, "name", type(source).__name__)
-    if hasattr(source, "score_ids"):
-        raw = source.score_ids([list(p) for p in prompt_ids], [list(c) for c in completion_ids])
+    if hasattr(source, "score_ids") and tokenizer is not None:
+        raw = source.score_ids(
+            [list(p) for p in prompt_ids], [list(c) for c in completion_ids], tokenizer=tokenizer
+        )
     else:
         raw = source.score(list(prompts), list(completions))
     return check_scores(raw, n, repr(name))

@@ -61,6 +61,9 @@ class RewardTerm:
     name = "term"
     model: Any = None
 
+    def bind_tokenizer(self, tokenizer: Any) -> None:
+        """Called by the core when the term is added: the tokenizer of the episodes' ids."""
+
     def token(
         self, actions: np.ndarray, policy_logprob: np.ndarray, logits: torch.Tensor | None
     ) -> tuple[np.ndarray | None, Info]:
@@ -81,6 +84,9 @@ class RewardTerm:
 class ScoreTerm(RewardTerm):
     """Adds a reward source's score of each ended episode (one batched call per step).
 
+    A source with ``score_ids`` gets the episodes' ids together with the policy's tokenizer
+    (bound by the core), so it can tell whether the ids are its own or must be re-tokenized.
+
     Args:
         source: a reward source or a callable ``f(prompts, completions) -> scores``.
         name: ``"score"`` is the env's own reward (``reward=``); other names add a second one.
@@ -88,6 +94,11 @@ class ScoreTerm(RewardTerm):
 
     def __init__(self, source: object, name: str = "score") -> None:
         self.source, self.name = as_reward_source(source), name
+        self.tokenizer: Any = None
+
+    def bind_tokenizer(self, tokenizer: Any) -> None:
+        """Remember the policy's tokenizer: the ids handed to ``score_ids`` are its ids."""
+        self.tokenizer = tokenizer
 
     def terminal(
         self, scores: np.ndarray, episodes: Sequence[FinishedEpisode]
@@ -99,12 +110,16 @@ class ScoreTerm(RewardTerm):
             [e.completion for e in episodes],
             [e.prompt_ids for e in episodes],
             [e.completion_ids for e in episodes],
+            tokenizer=self.tokenizer,
         )
         return scores + raw, ({} if self.name == "score" else {self.name: raw})
 
 
 class MissingEOSPenalty(RewardTerm):
-    """Adds ``penalty`` to the score of episodes truncated before emitting EOS."""
+    """Adds ``penalty`` to the score of episodes truncated before emitting a stop id.
+
+    Any of the env's stop ids (EOS, and a chat model's ``<|end|>``) ends an episode without it.
+    """
 
     name = "eos_penalty"
 

@@ -88,7 +88,8 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
     with ``prompt_truncation="error"``. The reward source is given the full prompt text.
 
     ## Episode End
-    Terminated when the action is EOS; truncated after ``max_new_tokens`` tokens. Stepping an
+    Terminated when the action is any stop id (EOS, and every id in the model's
+    ``generation_config.eos_token_id``); truncated after ``max_new_tokens`` tokens. Stepping an
     ended episode raises until :meth:`reset`.
 
     ## Arguments

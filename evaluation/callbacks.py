@@ -69,6 +69,8 @@ class HeldOutEvalCallback(IterationCallback):
         log: called with one formatted line per evaluation.
     """
 
+    main_process_only = True  # one evaluation per job: rank 0 samples, scores and logs
+
     def __init__(
         self,
         prompts: Sequence[str],

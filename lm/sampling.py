@@ -3,8 +3,10 @@
 :func:`sample_ids` works on token ids. On top of it, :func:`sample_completions` returns texts
 (the toy build, reward-model normalisation, length debiasing) and :func:`sample_batch` returns
 the padded sequences that :func:`completion_logprobs` scores teacher-forced (held-out
-evaluation and its KL). Every caller tokenizes prompts with :func:`encode_prompts`, so all of
-them condition on the same ids.
+evaluation and its KL). Every caller tokenizes prompts with
+:func:`~rlhf_gym.lm.encoding.encode_prompts`, the env's encoding, so all of them condition on the
+same ids, and every completion ends at the first of the tokenizer's and the generation config's
+stop ids (:func:`~rlhf_gym.lm.encoding.stop_ids`).
 
 Sampling is pure (temperature only, no top-k or top-p): the sampled distribution is then the
 policy itself, so its KL to a reference is the KL the objective penalises (docs/objective.md).
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from rlhf_gym.lm.encoding import encode_prompts, first_stop, stop_ids
 from rlhf_gym.lm.positions import position_ids_from_mask
 from tqdm.auto import tqdm
 from transformers import DynamicCache, PreTrainedModel
@@ -38,21 +41,6 @@ def _left_pad(
             ids[row, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
             mask[row, width - len(prompt) :] = 1
     return ids.to(device), mask.to(device)
-
-
-def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
-    """Prompt ids as the env encodes them: the tokenizer's own special-token settings."""
-    return [list(ids) for ids in tokenizer(list(prompts))["input_ids"]]
-
-
-def stop_ids(tokenizer: Any, model: Any = None) -> list[int]:
-    """The ids that end a completion: the tokenizer's EOS, else the model's generation config's."""
-    eos = tokenizer.eos_token_id
-    if eos is None and model is not None:
-        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if eos is None:
-        raise ValueError("the tokenizer has no eos_token_id; sampling needs one to stop.")
-    return [int(e) for e in eos] if isinstance(eos, list | tuple) else [int(eos)]
 
 
 @torch.no_grad()
@@ -86,8 +74,13 @@ def sample_ids(
     stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=device)
     ids, mask = _left_pad(prompts, pad_id, device)
     positions = position_ids_from_mask(mask)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                cache=DynamicCache(config=model.config), use_cache=True)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        cache=DynamicCache(config=model.config),
+        use_cache=True,
+    )
     cache, logits = out.cache, out.logits[:, -1, :]
     rows = torch.arange(len(prompts), device=device)  # which prompt each live row samples for
     next_pos = positions[:, -1] + 1
@@ -104,8 +97,13 @@ def sample_ids(
             cache.batch_select_indices(live)
             rows, tokens, mask, next_pos = rows[live], tokens[live], mask[live], next_pos[live]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                    cache=cache, use_cache=True)
+        out = model(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=next_pos[:, None],
+            cache=cache,
+            use_cache=True,
+        )
         cache, logits = out.cache, out.logits[:, -1, :]
         next_pos = next_pos + 1
     return completions
@@ -127,7 +125,7 @@ def sample_completions(
     Args:
         model: a causal LM in eval mode.
         tokenizer: its tokenizer (pad distinct from eos); prompts go through
-            :func:`encode_prompts`.
+            :func:`~rlhf_gym.lm.encoding.encode_prompts`.
         prompts: prompt texts.
         max_new_tokens: longest completion; one that never emitted EOS is returned as cut.
         batch_size: prompts sampled together.
@@ -142,15 +140,16 @@ def sample_completions(
     texts: list[str] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, disable=not progress):
         batch = encode_prompts(tokenizer, prompts[start : start + batch_size])
-        rows = sample_ids(model, batch, eos_id=stops, pad_id=tokenizer.pad_token_id,
-                          max_new_tokens=max_new_tokens, generator=generator)
-        texts.extend(_decode(tokenizer, row[: _stop_index(row, stops)]) for row in rows)
+        rows = sample_ids(
+            model,
+            batch,
+            eos_id=stops,
+            pad_id=tokenizer.pad_token_id,
+            max_new_tokens=max_new_tokens,
+            generator=generator,
+        )
+        texts.extend(_decode(tokenizer, row[: first_stop(row, stops)]) for row in rows)
     return texts
-
-
-def _stop_index(row: Sequence[int], stops: Sequence[int]) -> int:
-    """Index of the first stop id in ``row``, or its length when it never stopped."""
-    return next((i for i, token in enumerate(row) if token in stops), len(row))
 
 
 def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
@@ -201,8 +200,15 @@ def sample_batch(
     device = next(model.parameters()).device
     prompt_ids = encode_prompts(tokenizer, prompts)
     stops = stop_ids(tokenizer, model)
-    rows = sample_ids(model, prompt_ids, eos_id=stops, pad_id=tokenizer.pad_token_id,
-                      max_new_tokens=max_new_tokens, generator=generator, temperature=temperature)
+    rows = sample_ids(
+        model,
+        prompt_ids,
+        eos_id=stops,
+        pad_id=tokenizer.pad_token_id,
+        max_new_tokens=max_new_tokens,
+        generator=generator,
+        temperature=temperature,
+    )
     ids, prompt_mask = _left_pad(prompt_ids, tokenizer.pad_token_id, device)
     width = max(len(row) for row in rows)
     completion = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -210,7 +216,7 @@ def sample_batch(
     for i, row in enumerate(rows):
         completion[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
         completion_mask[i, : len(row)] = 1
-    cuts = [(row, _stop_index(row, stops)) for row in rows]
+    cuts = [(row, first_stop(row, stops)) for row in rows]
     return SampledBatch(
         sequences=torch.cat([ids, completion.to(device)], dim=1),
         attention_mask=torch.cat([prompt_mask, completion_mask.to(device)], dim=1),

@@ -1,16 +1,21 @@
 """Preference data: load and validate (prompt, chosen, rejected) rows.
 
-Accepted sources: a JSONL file, a local file or folder that ``datasets`` can read (json, csv,
-parquet, a ``save_to_disk`` folder), a ``datasets.Dataset``, or any iterable of dicts. Accepted
-row shapes:
+Accepted sources (read by :func:`rlhf_gym.envs.prompts.read_rows`): a JSONL, JSON, CSV or Parquet
+file; a ``save_to_disk`` folder (a ``DatasetDict`` one gives its ``split``); a folder of data files
+or a hub dataset id (``datasets.load_dataset(source, split=split)``, with the user's hub login); a
+``datasets.Dataset``, or any iterable of dicts. Accepted row shapes (``docs/data_formats.md``):
 
 * **explicit**: ``prompt``, ``chosen``, ``rejected`` strings (optional numeric ``margin``);
-* **implicit prompt** (TRL style): ``chosen`` and ``rejected`` hold the whole text and there is
+* **implicit prompt** (HH style): ``chosen`` and ``rejected`` hold the whole text and there is
   no ``prompt`` column. The prompt is their longest common prefix, cut back to the last
   whitespace so that no word is split; the completions are what follows it;
-* **conversational**: ``prompt``/``chosen``/``rejected`` are lists of ``{"role", "content"}``
-  messages (``prompt`` may be absent: then every message but the last is the prompt). They are
-  rendered to text with the tokenizer's chat template.
+* **conversational**: ``chosen``/``rejected`` are lists of ``{"role", "content"}`` messages.
+  Their final message is the reply; the messages before it, if any, are the prompt. ``prompt``
+  may be absent (then those messages must exist), a message list or, in the **H4** format
+  (UltraFeedback-binarized), a string, read as one user turn. Where the lists hold the prompt
+  turns too, they must agree with ``prompt``. The prompt text is
+  :func:`~rlhf_gym.envs.prompts.format_prompt` of the prompt messages (the chat template with
+  ``add_generation_prompt=True``); a completion is the rest of the templated conversation.
 
 Every bad row raises a :class:`PreferenceDataError` naming the row and the problem, or, with
 ``skip_invalid=True``, is skipped, counted in :class:`PreferenceData` ``.skipped`` and logged.
@@ -19,19 +24,20 @@ Nothing is dropped silently.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlhf_gym.envs.data_sources import DataFormatError, read_rows
+from rlhf_gym.envs.prompts import format_prompt, is_messages
+
 logger = logging.getLogger(__name__)
 
 
-class PreferenceDataError(ValueError):
-    """A preference row (or the tokenizer meant to encode it) is unusable."""
+class PreferenceDataError(DataFormatError):
+    """A preference source or row (or the tokenizer meant to encode it) is unusable."""
 
 
 @dataclass(frozen=True)
@@ -55,39 +61,14 @@ class PreferenceData:
         return len(self.pairs)
 
 
-def _read_rows(source: Any) -> Iterable[Mapping[str, Any]]:
-    """Rows of a path (JSONL or anything ``datasets`` reads), a Dataset, or an iterable of dicts."""
-    if isinstance(source, str | os.PathLike):
-        path = os.fspath(source)
-        if path.endswith(".jsonl") and os.path.isfile(path):
-            return _read_jsonl(path)
-        import datasets
-
-        if os.path.isdir(path):
-            return datasets.load_from_disk(path)
-        kind = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
-        ext = path.rsplit(".", 1)[-1]
-        if ext not in kind:
-            raise PreferenceDataError(
-                f"{path}: unknown file type .{ext}; use jsonl, json, csv or parquet."
-            )
-        return datasets.load_dataset(kind[ext], data_files=path, split="train")
-    return source
-
-
-def _read_jsonl(path: str) -> list[Mapping[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise PreferenceDataError(
-                    f"{path} line {number + 1}: not valid JSON ({err})."
-                ) from err
-    return rows
+def _read_rows(source: Any, split: str) -> Iterable[Mapping[str, Any]]:
+    """:func:`read_rows`, its errors raised as :class:`PreferenceDataError`."""
+    try:
+        return read_rows(source, split=split)
+    except PreferenceDataError:
+        raise
+    except DataFormatError as err:
+        raise PreferenceDataError(str(err)) from err
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -101,34 +82,77 @@ def _common_prefix(a: str, b: str) -> str:
     return a[: cut + 1] if cut >= 0 else ""
 
 
-def _is_conversation(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(m, Mapping) and "role" in m for m in value)
+def _messages(messages: Iterable[Mapping[str, Any]]) -> list[tuple[Any, Any]]:
+    """(role, content) pairs: messages compared without the keys Arrow fills with None."""
+    return [(m["role"], m["content"]) for m in messages]
+
+
+def _split_reply(messages: Any, key: str) -> tuple[list, list]:
+    """(the messages before the final reply, [the final reply])."""
+    if not is_messages(messages):
+        raise PreferenceDataError(
+            f"{key!r} must be a non-empty list of {{'role', 'content'}} messages when either "
+            f"completion is a list, got {str(messages)[:80]!r}."
+        )
+    return list(messages[:-1]), list(messages[-1:])
+
+
+def _check_prompt_agrees(prompt: Any, context: list[Mapping[str, Any]]) -> None:
+    """A ``prompt`` column must say what the prompt turns inside ``chosen`` say."""
+    if isinstance(prompt, str):
+        users = [m["content"] for m in context if m["role"] == "user"]
+        agrees = bool(users) and str(users[-1]).strip() == prompt.strip()
+        shown = users[-1] if users else "(no user turn)"
+    else:
+        agrees = _messages(prompt) == _messages(context)
+        shown = _messages(context)
+    if not agrees:
+        raise PreferenceDataError(
+            f"'prompt' {str(prompt)[:80]!r} disagrees with the prompt turns in 'chosen' "
+            f"({str(shown)[:80]!r}). Fix the row, or drop the 'prompt' column so that the "
+            "message lists alone define the prompt."
+        )
+
+
+def _conversation_parts(row: Mapping[str, Any]) -> tuple[list, list, list]:
+    """(prompt messages, chosen reply, rejected reply) of a conversational row."""
+    context, chosen = _split_reply(row["chosen"], "chosen")
+    rejected_context, rejected = _split_reply(row["rejected"], "rejected")
+    if _messages(context) != _messages(rejected_context):
+        raise PreferenceDataError(
+            "chosen and rejected must share all messages but the last (the reply)."
+        )
+    prompt = row.get("prompt")
+    if prompt is None:
+        if not context:
+            raise PreferenceDataError(
+                "no prompt: without a prompt column, chosen and rejected must hold the prompt "
+                "turns before their final reply."
+            )
+        return context, chosen, rejected
+    if not isinstance(prompt, str) and not is_messages(prompt):
+        raise PreferenceDataError(
+            "'prompt' must be a string or a list of {'role', 'content'} messages like chosen."
+        )
+    if context:
+        _check_prompt_agrees(prompt, context)
+        return context, chosen, rejected
+    prompt_messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return list(prompt_messages), chosen, rejected
 
 
 def _render_conversation(row: Mapping[str, Any], tokenizer: Any) -> tuple[str, str, str]:
     """Turn message lists into (prompt, chosen, rejected) text with the chat template."""
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise PreferenceDataError(
-            "conversational rows need a tokenizer with a chat template; this tokenizer has none. "
-            "Set tokenizer.chat_template (a Jinja string) or use prompt/chosen/rejected text."
-        )
-    chosen, rejected = row["chosen"], row["rejected"]
-    prompt = row.get("prompt")
-    if prompt is None:
-        if len(chosen) < 2 or chosen[:-1] != rejected[:-1]:
-            raise PreferenceDataError(
-                "without a prompt column, chosen and rejected must share all messages but the last."
-            )
-        prompt, chosen, rejected = chosen[:-1], chosen[-1:], rejected[-1:]
-    if not _is_conversation(prompt):
-        raise PreferenceDataError(
-            "'prompt' must be a list of {'role', 'content'} messages like chosen."
-        )
-    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    prompt, *replies = _conversation_parts(row)
+    try:
+        prompt_text = format_prompt(prompt, tokenizer)
+    except DataFormatError as err:
+        raise PreferenceDataError(f"conversational rows: {err}") from err
     texts = []
-    for reply in (chosen, rejected):
-        full = tokenizer.apply_chat_template(list(prompt) + list(reply), tokenize=False)
+    for reply in replies:
+        full = tokenizer.apply_chat_template([dict(m) for m in [*prompt, *reply]], tokenize=False)
         if not full.startswith(prompt_text):
+            # a template whose generation prompt differs from its assistant header
             prompt_text = _common_prefix(full, prompt_text)
         texts.append(full)
     return prompt_text, texts[0][len(prompt_text) :], texts[1][len(prompt_text) :]
@@ -154,7 +178,7 @@ def parse_row(row: Mapping[str, Any], tokenizer: Any = None) -> PreferencePair:
     for key in ("chosen", "rejected"):
         if key not in row or row[key] is None:
             raise PreferenceDataError(f"missing key {key!r} (found keys: {sorted(row)}).")
-    if _is_conversation(row["chosen"]) and _is_conversation(row["rejected"]):
+    if isinstance(row["chosen"], list) or isinstance(row["rejected"], list):
         prompt, chosen, rejected = _render_conversation(row, tokenizer)
     else:
         for key in ("prompt", "chosen", "rejected"):
@@ -180,23 +204,24 @@ def parse_row(row: Mapping[str, Any], tokenizer: Any = None) -> PreferencePair:
 
 
 def load_preferences(
-    source: Any, *, tokenizer: Any = None, skip_invalid: bool = False
+    source: Any, *, split: str = "train", tokenizer: Any = None, skip_invalid: bool = False
 ) -> PreferenceData:
     """Load and validate preference rows.
 
     Args:
-        source: JSONL/json/csv/parquet path, a ``save_to_disk`` folder, a ``datasets.Dataset``
-            or an iterable of dicts.
+        source: a JSONL/JSON/CSV/Parquet file, a ``save_to_disk`` folder, a folder of data
+            files, a hub dataset id, a ``datasets.Dataset`` or an iterable of dicts.
+        split: the split of a DatasetDict folder, a data-files folder or a hub dataset.
         tokenizer: needed only for conversational rows (its chat template renders them).
         skip_invalid: skip bad rows (counted in ``.skipped`` and logged) instead of raising.
 
     Raises:
-        PreferenceDataError: on the first bad row ("row 12: ...") unless ``skip_invalid``, or
-            when no valid row is left.
+        PreferenceDataError: for a source that cannot be read, on the first bad row
+            ("row 12: ...") unless ``skip_invalid``, or when no valid row is left.
     """
     pairs: list[PreferencePair] = []
     skipped: dict[int, str] = {}
-    for index, row in enumerate(_read_rows(source)):
+    for index, row in enumerate(_read_rows(source, split)):
         try:
             pairs.append(parse_row(row, tokenizer))
         except PreferenceDataError as err:

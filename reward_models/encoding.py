@@ -1,9 +1,15 @@
 """Token layout of a scored sequence, the length policy and the pairwise collator.
 
-A scored sequence is ``prompt_ids + completion_ids + [eos]``: prompt and completion are
-tokenized separately without special tokens, the completion is cut at its first EOS (what the
-policy wrote after stopping is not content) and one EOS is appended, so the reward is always read
-at an EOS token, in training and in scoring alike.
+**Decoder reward models.** A scored sequence is ``prompt_ids + completion_ids + [eos]``, with
+the one encoding of :mod:`rlhf_gym.lm.encoding`: the prompt as the env encodes it (the
+tokenizer's BOS, never doubled on chat-templated text), the completion without special tokens,
+cut at its first stop id (what the policy wrote after stopping is not content), then one EOS,
+so the reward is always read at an EOS token, in training and in scoring alike, on exactly the
+ids the policy's episodes hold.
+
+**Encoder reward models** (BERT family) read a text pair as their own tokenizer encodes it,
+``tokenizer(prompt, completion)`` with its special tokens (``[CLS] prompt [SEP] completion
+[SEP]``), so their head pools where it was trained to (:func:`encode_text_pair`).
 
 **Length policy.** With ``truncation="error"`` (the default) a sequence longer than
 ``max_length`` raises (or, with ``skip_invalid``, is skipped and counted). With
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from rlhf_gym.lm.encoding import encode_completion, encode_prompt, first_stop, stop_ids
 from rlhf_gym.reward_models.data import PreferenceDataError, PreferencePair
 
 logger = logging.getLogger(__name__)
@@ -52,15 +59,18 @@ def join_ids(
     eos_id: int,
     max_length: int | None = None,
     truncation: Truncation = "error",
+    stops: Sequence[int] | None = None,
 ) -> tuple[list[int], bool]:
-    """Lay out ``prompt + completion (cut at first eos) + eos``; return ids and whether truncated.
+    """Lay out ``prompt + completion (cut at first stop id) + eos``; return ids and whether cut.
+
+    ``stops`` defaults to ``[eos_id]``; pass :func:`~rlhf_gym.lm.encoding.stop_ids` for a
+    tokenizer whose chat model stops on several tokens.
 
     Raises:
         PreferenceDataError: when the sequence is too long and cannot be truncated.
     """
     completion = list(completion_ids)
-    if eos_id in completion:
-        completion = completion[: completion.index(eos_id)]
+    completion = completion[: first_stop(completion, [eos_id] if stops is None else stops)]
     completion.append(eos_id)
     prompt = list(prompt_ids)
     if max_length is None or len(prompt) + len(completion) <= max_length:
@@ -80,9 +90,34 @@ def join_ids(
     return prompt[len(prompt) - keep :] + completion, True
 
 
-def encode_text(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of ``text`` without special tokens."""
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+def encode_text_pair(
+    tokenizer: Any, prompt: str, completion: str, max_length: int
+) -> tuple[dict[str, list[int]], bool]:
+    """An encoder reward model's input: ``tokenizer(prompt, completion)``, special tokens and all.
+
+    A pair over ``max_length`` loses prompt tokens from the left (the completion stays whole);
+    returns the encoding and whether it was cut.
+
+    Raises:
+        PreferenceDataError: when the completion alone does not fit.
+    """
+    row = dict(tokenizer(prompt, completion))
+    if len(row["input_ids"]) <= max_length:
+        return row, False
+    rest = len(row["input_ids"]) - len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if rest >= max_length:
+        raise PreferenceDataError(
+            f"completion alone has {rest} tokens with the special tokens, and max_length="
+            f"{max_length} leaves no room for the prompt; completions are never truncated: "
+            "raise max_length."
+        )
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"  # the end of a prompt is what the completion answers
+    try:
+        row = dict(tokenizer(prompt, completion, truncation="only_first", max_length=max_length))
+    finally:
+        tokenizer.truncation_side = side
+    return row, True
 
 
 @dataclass
@@ -104,17 +139,27 @@ def encode_pairs(
 ) -> EncodedPairs:
     """Tokenize pairs into ``chosen_ids``/``rejected_ids``/``margin``/``pair`` (index) rows.
 
+    The decoder layout of the module docstring, so a trained reward model scores exactly the
+    ids it was trained on.
+
     Raises:
         PreferenceDataError: for a bad tokenizer, or a too-long pair unless ``skip_invalid``.
     """
     check_tokenizer(tokenizer)
+    stops, eos = stop_ids(tokenizer), tokenizer.eos_token_id
     out = EncodedPairs(rows=[])
     for index, pair in enumerate(pairs):
-        prompt_ids = encode_text(tokenizer, pair.prompt)
+        prompt_ids = encode_prompt(tokenizer, pair.prompt)
         try:
             (chosen, cut_c), (rejected, cut_r) = (
-                join_ids(prompt_ids, encode_text(tokenizer, completion), tokenizer.eos_token_id,
-                         max_length, truncation)
+                join_ids(
+                    prompt_ids,
+                    encode_completion(tokenizer, completion),
+                    eos,
+                    max_length,
+                    truncation,
+                    stops,
+                )
                 for completion in (pair.chosen, pair.rejected)
             )
         except PreferenceDataError as err:

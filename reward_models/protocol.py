@@ -20,8 +20,10 @@ class RewardSource(Protocol):
     ``score(prompts, completions)`` takes two equally long lists of strings and returns a float
     array of shape ``(len(prompts),)`` with finite values. Sources that can read token ids
     directly (a reward model sharing the policy's tokenizer) may also implement
-    ``score_ids(prompt_ids, completion_ids)`` with lists of int lists; callers use it when present
-    and fall back to text otherwise.
+    ``score_ids(prompt_ids, completion_ids, *, tokenizer)`` with lists of int lists and the
+    tokenizer that wrote them (the policy's), so a source with another vocabulary never reads
+    foreign ids: it decodes them with ``tokenizer`` and scores the text. The env calls it when
+    present and falls back to text otherwise.
     """
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:

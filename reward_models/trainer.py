@@ -120,6 +120,13 @@ class RewardTrainingConfig:
     report_to: Literal["none", "tensorboard", "csv", "wandb"] = field(
         default="none", metadata={"help": "where the training curves go (besides the console)"}
     )
+    dtype: Literal["float32", "bfloat16", "float16"] = field(
+        default="float32",
+        metadata={
+            "help": "half precision for frozen models (the normalisation sampler) and, on a GPU, "
+            "autocast in training; trained weights and Adam state stay float32"
+        },
+    )
     print_logs: bool = field(
         default=True, metadata={"help": "print the Trainer's loss and eval dicts to stdout"}
     )
@@ -129,6 +136,8 @@ def training_arguments(
     config: RewardTrainingConfig, output_dir: str | None = None
 ) -> TrainingArguments:
     """Translate our config into ``TrainingArguments`` (no checkpoints).
+
+    ``batch_size`` is the global batch: under a launcher each of K processes takes 1/K of it.
 
     ``report_to`` "tensorboard" or "wandb" is the Trainer's own reporter, writing under
     ``output_dir``; "csv" is :class:`CSVLogCallback`'s (see :func:`train_reward_network`).
@@ -151,6 +160,13 @@ def training_arguments(
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Under a launcher (torchrun, accelerate launch) on CPUs the Trainer runs data-parallel
+        # only when told it is on CPU; split_batches keeps batch_size the global batch, so K
+        # processes take the same optimiser steps as one.
+        use_cpu=not torch.cuda.is_available(),
+        bf16=config.dtype == "bfloat16" and torch.cuda.is_available(),
+        fp16=config.dtype == "float16" and torch.cuda.is_available(),
+        accelerator_config={"split_batches": True},
     )
 
 
@@ -162,7 +178,10 @@ def train_reward_network(
     config: RewardTrainingConfig,
     output_dir: str | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` in place on encoded pairs; return the final held-out metrics."""
+    """Train ``model`` in place on encoded pairs; return the final held-out metrics.
+
+    ``processes`` in the result is the number of data-parallel processes the Trainer used.
+    """
     args = training_arguments(config, output_dir)
     trainer = RewardTrainer(
         model=model,
@@ -182,7 +201,7 @@ def train_reward_network(
     with console, progress_bars_on():
         trainer.train()
         model.eval()
-        return trainer.evaluate()
+        return {**trainer.evaluate(), "processes": trainer.args.world_size}
 
 
 @contextlib.contextmanager

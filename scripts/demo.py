@@ -117,8 +117,13 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     world = artifacts.world
     samples = {"fit_samples": 64, "check_samples": 64} if cfg.quick else {}
     checks = normalise_on_policy(
-        rm, artifacts.load_sft_model(), world.train_prompts, max_new_tokens=cfg.max_new_tokens,
-        seed=seed, gold=GoldUtility(), **samples,
+        rm,
+        artifacts.load_sft_model(),
+        world.train_prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=seed,
+        gold=GoldUtility(),
+        **samples,
     )
     triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
     figures = {
@@ -191,6 +196,7 @@ def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dic
         prompts=artifacts.world.train_prompts,
         eval_prompts=artifacts.world.heldout_prompts,
         gold=gold,
+        toy=True,
     )
     env = build_env(ppo_cfg, sources, reward)
     agent = build_agent(ppo_cfg, sources, env)
@@ -203,9 +209,7 @@ def run_ppo(cfg: DemoConfig, artifacts: Any, reward: Any) -> tuple[Any, list[dic
     return agent, history
 
 
-def evaluate_held_out(
-    cfg: DemoConfig, artifacts: Any, policy: Any, reward: Any, seed: int
-) -> Any:
+def evaluate_held_out(cfg: DemoConfig, artifacts: Any, policy: Any, reward: Any, seed: int) -> Any:
     """Held-out evaluation against the reward, the gold utility and the SFT reference."""
     from rlhf_gym.evaluation.held_out import evaluate_policy
     from rlhf_gym.toy import GoldUtility
@@ -246,8 +250,10 @@ def run_one(cfg: DemoConfig, artifacts: Any, out: Path, trained: dict[int, Any])
         rm_accuracy=rm["rm_accuracy"],
         bayes_accuracy=rm["bayes_accuracy"],
         calibration=rm["calibration"],
-        config={**dataclasses.asdict(cfg),
-                **{f"rm_{k}": v for k, v in rm.items() if k != "calibration"}},
+        config={
+            **dataclasses.asdict(cfg),
+            **{f"rm_{k}": v for k, v in rm.items() if k != "calibration"},
+        },
         title=f"RLHF on the toy world: {out.name}",
     )
 

@@ -32,6 +32,11 @@ CLI_CASES: list[tuple[list[str], list[str]]] = [
     (["evaluate", "--num-prompts", "-2"], ["--num-prompts", ">= 0"]),
     (["evaluate", "--prompts", "{tmp}/missing.txt"], ["--prompts", "not found"]),
     (["evaluate", "--reward-model", "./no_rm_here"], ["--reward-model", "not found"]),
+    (["evaluate", "--policy", "{tmp}"], ["your own model", "--prompts"]),
+    (["train-ppo", "--max-prompt-tokens", "-1"], ["--max-prompt-tokens", ">= 0"]),
+    (["train-ppo", "--eval-prompts", "{tmp}/nope.jsonl"], ["--eval-prompts", "not found"]),
+    (["train-ppo", "--policy", "{tmp}", "--prompts", "{txt}"], ["--eval-prompts", "toy world"]),
+    (["train-rm", "--base-model", "{tmp}"], ["--preferences", "toy world"]),
     (["demo", "--iterations", "0"], ["--iterations", ">= 1"]),
     (["demo", "--num-envs", "0"], ["--num-envs", ">= 1"]),
     (["demo", "--kl-coef", "-1"], ["--kl-coef", ">= 0.0"]),
@@ -120,34 +125,75 @@ API_CASES = [
     ("negative beta", lambda k, t: env(k, kl_coef=-1), ValueError, ["kl_coef", ">= 0"]),
     ("no prompts", lambda k, t: env(k, prompts=[]), ValueError, ["empty"]),
     ("prompt not text", lambda k, t: env(k, prompts=[3]), ValueError, ["strings"]),
-    ("long prompt refused", lambda k, t: env(k, max_prompt_tokens=2, prompt_truncation="error"),
-     ValueError, ["max_prompt_tokens"]),
+    (
+        "long prompt refused",
+        lambda k, t: env(k, max_prompt_tokens=2, prompt_truncation="error"),
+        ValueError,
+        ["max_prompt_tokens"],
+    ),
     ("step before reset", lambda k, t: env(k).step(3), RuntimeError, ["reset()"]),
     ("action out of range", lambda k, t: started(k).step(999), ValueError, ["action space"]),
     ("action not an int", lambda k, t: started(k).step(1.5), ValueError, ["integer"]),
-    ("handover wrong shape", lambda k, t: started(k).batch.set_policy_logprobs([-1.0, -2.0]),
-     ValueError, ["shape"]),
-    ("handover not a log-prob", lambda k, t: started(k).set_policy_logprob(0.5), ValueError,
-     ["<= 0"]),
-    ("exact KL without log pi", lambda k, t: started(k, kl_coef=0.1).step(3), RuntimeError,
-     ["log π_θ", "ref_logprob"]),
-    ("duplicate term", lambda k, t: env(k).batch.add_term(terms().ScoreTerm(np.zeros)),
-     ValueError, ["already has a 'score' term"]),
-    ("length penalty mode", lambda k, t: terms().LengthPenalty(mode="multiply"), ValueError,
-     ["mode"]),
-    ("top-p zero", lambda k, t: terms().TopPMask(k["reference_model"], 0.0), ValueError,
-     ["top_p"]),
-    ("frozen policy copy", lambda k, t: env(
-        k, policy_model=tiny_lm("gpt2", len(k["tokenizer"]), seed=0).requires_grad_(False)),
-     ValueError, ["frozen copy"]),
+    (
+        "handover wrong shape",
+        lambda k, t: started(k).batch.set_policy_logprobs([-1.0, -2.0]),
+        ValueError,
+        ["shape"],
+    ),
+    (
+        "handover not a log-prob",
+        lambda k, t: started(k).set_policy_logprob(0.5),
+        ValueError,
+        ["<= 0"],
+    ),
+    (
+        "exact KL without log pi",
+        lambda k, t: started(k, kl_coef=0.1).step(3),
+        RuntimeError,
+        ["log π_θ", "ref_logprob"],
+    ),
+    (
+        "duplicate term",
+        lambda k, t: env(k).batch.add_term(terms().ScoreTerm(np.zeros)),
+        ValueError,
+        ["already has a 'score' term"],
+    ),
+    (
+        "length penalty mode",
+        lambda k, t: terms().LengthPenalty(mode="multiply"),
+        ValueError,
+        ["mode"],
+    ),
+    ("top-p zero", lambda k, t: terms().TopPMask(k["reference_model"], 0.0), ValueError, ["top_p"]),
+    (
+        "frozen policy copy",
+        lambda k, t: env(
+            k, policy_model=tiny_lm("gpt2", len(k["tokenizer"]), seed=0).requires_grad_(False)
+        ),
+        ValueError,
+        ["frozen copy"],
+    ),
     ("empty ensemble", lambda k, t: ensemble([]), ValueError, ["at least one member"]),
-    ("ensemble aggregate", lambda k, t: ensemble([k["reward"]], "median"), ValueError,
-     ["aggregate"]),
-    ("missing reward model", lambda k, t: __import__(
-        "rlhf_gym.reward_models", fromlist=["x"]).load_reward_model(t / "rm"),
-     FileNotFoundError, ["not a saved rlhf_gym reward model"]),
-    ("config file unknown key", lambda k, t: config_file(t, "bogus: 1\n"), ValueError,
-     ["unknown setting(s) bogus"]),
+    (
+        "ensemble aggregate",
+        lambda k, t: ensemble([k["reward"]], "median"),
+        ValueError,
+        ["aggregate"],
+    ),
+    (
+        "missing reward model",
+        lambda k, t: __import__("rlhf_gym.reward_models", fromlist=["x"]).load_reward_model(
+            t / "rm"
+        ),
+        FileNotFoundError,
+        ["not a saved rlhf_gym reward model"],
+    ),
+    (
+        "config file unknown key",
+        lambda k, t: config_file(t, "bogus: 1\n"),
+        ValueError,
+        ["unknown setting(s) bogus"],
+    ),
 ]
 
 
@@ -160,8 +206,9 @@ def config_file(tmp_path: Path, text: str):
     return load_config_file(path, DemoConfig)
 
 
-@pytest.mark.parametrize(("name", "action", "error", "words"), API_CASES,
-                         ids=[c[0] for c in API_CASES])
+@pytest.mark.parametrize(
+    ("name", "action", "error", "words"), API_CASES, ids=[c[0] for c in API_CASES]
+)
 def test_api_bad_input(name, action, error, words, env_kwargs, tmp_path: Path) -> None:
     with pytest.raises(error) as caught:
         action(env_kwargs, tmp_path)

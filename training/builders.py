@@ -1,5 +1,9 @@
-"""Build a PPO job's env, agent, held-out evaluation and checkpoints from its config and sources.
+"""Build a PPO job's models, env, agent, held-out evaluation and checkpoints from its config.
 
+The trained policy is float32; the frozen models (the env's reference, a LoRA base) load in
+``--dtype``. With ``--lora-r`` and the policy as its own reference, the policy's LoRA model is
+built first and the env's reference is a view of its base weights with the adapters disabled
+(:class:`~rlhf_gym.agents.common.lora.ReferenceView`), so the model is held once, not twice.
 A resumed job (``config.resume``) takes its settings and its agent from its checkpoint.
 """
 
@@ -8,25 +12,43 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
+import torch
+from rlhf_gym.agents.common.lora import ReferenceView, apply_lora
 from rlhf_gym.envs import TextGenerationVecEnv
 from rlhf_gym.evaluation.callbacks import HeldOutEvalCallback
 from rlhf_gym.lm.loading import load_causal_lm
 from rlhf_gym.training.config import TrainPPOConfig, resumed_config
 from rlhf_gym.training.loop import CHECKPOINT_DIR, IterationCheckpoint
-from rlhf_gym.training.sources import PPOSources
+from rlhf_gym.training.sources import PPOSources, prompt_budget
+from torch import nn
 
 #: Config fields passed under the same name to the env and to the agent.
-ENV_FIELDS = (
-    "max_prompt_tokens", "max_new_tokens", "kl_coef", "temperature", "missing_eos_penalty",
-    "device",
-)
+ENV_FIELDS = ("max_new_tokens", "kl_coef", "temperature", "missing_eos_penalty", "device")
 AGENT_FIELDS = (
-    "learning_rate", "batch_size", "clip_range", "vf_coef", "max_grad_norm",
-    "target_kl", "adaptive_kl", "kl_target", "kl_horizon", "ref_refresh_every", "whiten_rewards",
-    "seed", "device", "verbose",
+    "learning_rate",
+    "batch_size",
+    "clip_range",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+    "adaptive_kl",
+    "kl_target",
+    "kl_horizon",
+    "ref_refresh_every",
+    "whiten_rewards",
+    "seed",
+    "device",
+    "verbose",
 )
+
+
+class JobModels(NamedTuple):
+    """The env's frozen reference and, with LoRA, the policy model it is a view of."""
+
+    reference: nn.Module
+    lora: nn.Module | None = None
 
 
 def pick(config: TrainPPOConfig, names: tuple[str, ...]) -> dict[str, Any]:
@@ -34,28 +56,75 @@ def pick(config: TrainPPOConfig, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(config, name) for name in names}
 
 
-def build_env(config: TrainPPOConfig, sources: PPOSources, reward: Any) -> TextGenerationVecEnv:
-    """The training env: ``num_envs`` rows, the frozen reference, the reward, β = ``kl_coef``."""
+def lora_settings(config: TrainPPOConfig) -> dict[str, Any]:
+    """The ``peft.LoraConfig`` arguments of ``--lora-r`` (alpha 2r, peft's default targets)."""
+    return {"r": config.lora_r, "lora_alpha": 2 * config.lora_r}
+
+
+def load_models(config: TrainPPOConfig, sources: PPOSources) -> JobModels:
+    """The reference in ``--dtype``; with LoRA on the policy, the policy model first and a view.
+
+    A resumed LoRA job puts its checkpoint's adapters on the base.
+    """
+    if not config.lora_r or sources.reference != sources.policy:
+        return JobModels(load_causal_lm(sources.reference, dtype=config.dtype))
+    adapters: Any = lora_settings(config)
+    if config.resume:
+        from rlhf_gym.agents.common.checkpoint import POLICY_DIR
+        from rlhf_gym.agents.common.checkpoint_files import locate
+
+        adapters = os.fspath(locate(os.path.join(config.resume, CHECKPOINT_DIR)) / POLICY_DIR)
+    base = load_causal_lm(sources.policy, dtype=config.dtype)
+    torch.manual_seed(config.seed)  # the adapters' random init, as the agent's seed would set it
+    lora = apply_lora(base, adapters)
+    return JobModels(ReferenceView(lora), lora)
+
+
+def build_env(
+    config: TrainPPOConfig, sources: PPOSources, reward: Any, reference: nn.Module | None = None
+) -> TextGenerationVecEnv:
+    """The training env: ``num_envs`` rows, the frozen reference, the reward, β = ``kl_coef``.
+
+    Args:
+        config: the job's settings.
+        sources: its resolved pieces.
+        reward: the proxy reward source.
+        reference: the reference model (from :func:`load_models`); None loads
+            ``sources.reference`` in ``--dtype`` (a full copy, even with LoRA).
+    """
+    if reference is None:
+        reference = load_causal_lm(sources.reference, dtype=config.dtype)
     return TextGenerationVecEnv(
         config.num_envs,
         prompts=sources.prompts,
         tokenizer=sources.tokenizer,
-        reference_model=load_causal_lm(sources.reference),
+        reference_model=reference,
         reward=reward,
+        max_prompt_tokens=prompt_budget(config, sources),
         **pick(config, ENV_FIELDS),
     )
 
 
-def build_agent(config: TrainPPOConfig, sources: PPOSources, env: Any) -> Any:
-    """The :class:`~rlhf_gym.agents.ppo.LMPPO` agent; its KL controller starts from the env's β."""
+def build_agent(
+    config: TrainPPOConfig, sources: PPOSources, env: Any, lora: nn.Module | None = None
+) -> Any:
+    """The :class:`~rlhf_gym.agents.ppo.LMPPO` agent; its KL controller starts from the env's β.
+
+    Args:
+        config: the job's settings.
+        sources: its resolved pieces.
+        env: the training env.
+        lora: the policy's LoRA model from :func:`load_models` (the env's reference is a view
+            of it); None builds the policy from ``sources.policy``.
+    """
     from rlhf_gym.agents.ppo import LMPPO
 
-    policy_kwargs: dict[str, Any] = {"model": sources.policy}
+    policy_kwargs: dict[str, Any] = {"model": sources.policy, "dtype": config.dtype}
     if config.critic:
         policy_kwargs["critic"] = config.critic
     if config.lora_r:
-        policy_kwargs["lora"] = {"r": config.lora_r, "lora_alpha": 2 * config.lora_r}
-    return LMPPO(
+        policy_kwargs["lora"] = lora if lora is not None else lora_settings(config)
+    agent = LMPPO(
         "LMPolicy",
         env,
         n_steps=config.n_steps or config.max_new_tokens,
@@ -63,6 +132,8 @@ def build_agent(config: TrainPPOConfig, sources: PPOSources, env: Any) -> Any:
         policy_kwargs=policy_kwargs,
         **pick(config, AGENT_FIELDS),
     )
+    agent.policy.tokenizer = sources.tokenizer  # saved with the weights: the folder loads alone
+    return agent
 
 
 def build_evaluation(
@@ -144,10 +215,25 @@ def load_resumed_config(config: TrainPPOConfig) -> TrainPPOConfig:
     return resumed_config(config, saved)
 
 
-def resume_agent(config: TrainPPOConfig, env: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """The agent saved in ``config.resume``, continuing its episodes in ``env``, and its records."""
+def resume_agent(
+    config: TrainPPOConfig, env: Any, lora: nn.Module | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The agent saved in ``config.resume``, continuing its episodes in ``env``, and its records.
+
+    Args:
+        config: the resumed job's settings.
+        env: the env to continue in.
+        lora: the policy's LoRA model with the checkpoint's adapters (from :func:`load_models`),
+            whose view is ``env``'s reference; None rebuilds the policy from the checkpoint.
+    """
+    from rlhf_gym.agents.common.checkpoint import POLICY_DIR
+    from rlhf_gym.agents.common.checkpoint_files import locate
     from rlhf_gym.agents.ppo import LMPPO
 
     path = os.path.join(config.resume, CHECKPOINT_DIR)
-    agent = LMPPO.load(path, env=env, device=config.device, force_reset=False)
+    extra = {} if lora is None else {"policy_kwargs": {"lora": lora}}
+    agent = LMPPO.load(path, env=env, device=config.device, force_reset=False, **extra)
+    if lora is not None:  # the policy took the adapters as built; its value head is saved apart
+        agent.policy.load_value_head(locate(path) / POLICY_DIR)
+    agent.policy.tokenizer = env.tokenizer
     return agent, list(agent.checkpoint_extra.get("records", []))

@@ -13,25 +13,72 @@ class TrainPPOConfig:
     """Settings of one PPO job on the token env; each field is a ``train-ppo`` flag."""
 
     policy: str = field(
-        default="", metadata={"help": "policy model name or path; empty: toy SFT", "path": True}
+        default="",
+        metadata={
+            "help": "policy model name or folder; empty: the toy SFT model when nothing "
+            "else real is named; 'toy': the toy SFT model, explicitly",
+            "path": True,
+        },
     )
     reference: str = field(
         default="", metadata={"help": "reference model; empty: the policy", "path": True}
     )
     tokenizer: str = field(
-        default="", metadata={"help": "tokenizer; empty: toy or the policy's", "path": True}
+        default="",
+        metadata={
+            "help": "tokenizer; empty: the policy folder's (the toy one on the toy world)",
+            "path": True,
+        },
     )
     reward: str = field(
-        default="gold", metadata={"help": "'gold' (toy utility) or module:function"}
+        default="",
+        metadata={
+            "help": "module:function scoring (prompts, completions), or 'gold' (the toy "
+            "world's utility, for toy text only); empty: gold on the toy world, "
+            "else --reward-model is needed"
+        },
     )
     reward_model: str = field(
-        default="", metadata={"help": "trained reward model dir (over --reward)", "path": True}
+        default="",
+        metadata={
+            "help": "reward model folder or hub id (over --reward); any "
+            "AutoModelForSequenceClassification",
+            "path": True,
+        },
     )
     prompts: str = field(
-        default="", metadata={"help": "training prompts file, one per line (toy)", "path": True}
+        default="",
+        metadata={
+            "help": "training prompts: a text file (one per line), JSONL/parquet, a "
+            "save_to_disk folder or a hub dataset; empty: the toy world's",
+            "path": True,
+        },
+    )
+    prompts_split: str = field(default="train", metadata={"help": "split of --prompts"})
+    prompt_column: str = field(
+        default="prompt",
+        metadata={
+            "help": "column of --prompts holding the prompt (text, or a message list "
+            "rendered with the tokenizer's chat template)"
+        },
     )
     eval_prompts: str = field(
-        default="", metadata={"help": "held-out prompts file (toy held-out)", "path": True}
+        default="",
+        metadata={
+            "help": "held-out prompts, any --prompts format; empty: the toy world's, or "
+            "--eval-prompts-split of --prompts",
+            "path": True,
+        },
+    )
+    eval_prompts_split: str = field(
+        default="",
+        metadata={
+            "help": "split of --eval-prompts (empty: train); without --eval-prompts, the "
+            "split of --prompts held out (e.g. test)"
+        },
+    )
+    eval_prompt_column: str = field(
+        default="", metadata={"help": "column of the held-out prompts; empty: --prompt-column"}
     )
     curve_samples: int = field(
         default=32, metadata={"help": "held-out samples per prompt after each iteration", "min": 1}
@@ -50,7 +97,15 @@ class TrainPPOConfig:
         default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)", "min": 0}
     )
     max_new_tokens: int = field(default=48, metadata={"help": "completion budget", "min": 1})
-    max_prompt_tokens: int = field(default=8, metadata={"help": "prompt budget", "min": 1})
+    max_prompt_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "prompt budget in tokens (longer prompts keep their end, with a "
+            "warning); 0: 8 on the toy world, else the longest prompt (training "
+            "and held-out), at most the policy's positions minus max_new_tokens",
+            "min": 0,
+        },
+    )
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature", "min": 1e-6})
     learning_rate: float = field(
         default=1e-4, metadata={"help": "Adam learning rate (eps 1e-5)", "min": 0.0}
@@ -104,6 +159,13 @@ class TrainPPOConfig:
         metadata={"help": "where SB3's logger writes the curves (train/, eval/ every iteration)"},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    dtype: Literal["float32", "bfloat16", "float16"] = field(
+        default="float32",
+        metadata={
+            "help": "precision of the frozen models (reference, reward model, a LoRA "
+            "base) and of autocast on GPU; trained weights stay float32"
+        },
+    )
     threads: int = field(
         default=0, metadata={"help": "torch CPU threads (0: torch default)", "min": 0}
     )

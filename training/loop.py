@@ -81,9 +81,7 @@ def run_iterations(
     done = continue_from(records, every)
     steps = agent.n_steps * agent.n_envs * (iterations - done)
     if steps > 0:
-        agent.learn(
-            steps, callback=every, progress_bar=progress, reset_num_timesteps=not records
-        )
+        agent.learn(steps, callback=every, progress_bar=progress, reset_num_timesteps=not records)
     return evaluation.records
 
 
@@ -105,11 +103,13 @@ def continue_from(records: Sequence[dict[str, Any]], callbacks: Sequence[BaseCal
 
 
 class CurvesWriter(IterationCallback):
-    """Rewrite ``curves.csv`` from the evaluation's records after every iteration.
+    """Rewrite ``curves.csv`` from the evaluation's records after every iteration (rank 0).
 
     A crash keeps every finished iteration's row. Put it after the evaluation in the callback
     list, so it sees the record of the same boundary.
     """
+
+    main_process_only = True
 
     def __init__(self, path: str | os.PathLike, evaluation: HeldOutEvalCallback) -> None:
         super().__init__()

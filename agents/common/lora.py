@@ -3,6 +3,9 @@
 With LoRA there is no second copy of the model. The env gets the reference as a
 :class:`ReferenceView` (from ``LMActorCriticPolicy.reference_view()``), a module that shares the
 policy's weights and runs them with ``disable_adapter()``, passed in place of a reference model.
+Since the env needs its reference before the agent exists, a job builds the peft model first
+(:func:`apply_lora`), gives the env its view, and hands the same peft model to the policy
+(``policy_kwargs={"model": base_path, "lora": peft_model}``), as ``train-ppo --lora-r`` does.
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ class ReferenceView(nn.Module):
     def train(self, mode: bool = True) -> ReferenceView:
         """No-op: the shared model stays in eval mode."""
         return self
+
+    @property
+    def generation_config(self) -> Any:
+        """The shared model's generation config (its stop ids end the env's episodes too)."""
+        return getattr(self.peft_model, "generation_config", None)
 
     def get_output_embeddings(self) -> nn.Module:
         """The shared output embeddings (for vocabulary checks)."""

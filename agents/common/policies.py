@@ -28,7 +28,7 @@ from rlhf_gym.agents.common.models import (
     load_critic,
 )
 from rlhf_gym.agents.common.token_state import TokenCacheState, TokenStep, new_tokens
-from rlhf_gym.lm.loading import load_causal_lm, vocab_size_of
+from rlhf_gym.lm.loading import generation_config, load_causal_lm, torch_dtype, vocab_size_of
 from rlhf_gym.lm.runner import CachedCausalLM
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.policies import BasePolicy
@@ -48,13 +48,24 @@ class LMActorCriticPolicy(BasePolicy):
         temperature: sampling temperature; logits are divided by it for every log-prob.
         critic: None for a value head on the policy trunk (option A), or a reward model
             directory whose trunk and head initialise a separate critic (option B).
-        lora: None, or a ``peft.LoraConfig`` / dict of its arguments. Then only the adapters and
-            the value head train, and the reference is the same weights with adapters disabled
-            (:meth:`reference_view`).
+        lora: None, or a ``peft.LoraConfig`` / dict of its arguments, or a folder of saved
+            adapters, or a peft model already wrapping ``model``'s weights (built first so that
+            the env's reference can be its :meth:`reference_view`; ``model`` then only names
+            the base for checkpoints). Only the adapters and the value head train, and the
+            reference is the same weights with adapters disabled.
         optimizer_class: the optimizer (Adam).
         optimizer_kwargs: its arguments besides the learning rate (default ``eps=1e-5``).
         use_sde: must be False (SB3 passes it).
         model_kwargs: extra ``from_pretrained`` arguments.
+        dtype: the compute precision, ``"float32"``, ``"bfloat16"`` or ``"float16"``: forwards
+            on CUDA autocast to it (none for float32), and a LoRA policy's frozen base weights
+            load in it. None: bf16 autocast on CUDA and the base as stored. Whatever it is, the
+            trained weights and so the optimizer state are float32.
+
+    Attributes:
+        tokenizer: the tokenizer :meth:`save_pretrained` writes next to the weights (with a
+            generation config that stops on its EOS), so that the saved folder loads with plain
+            transformers; None writes none. ``train-ppo`` sets the env's.
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class LMActorCriticPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         use_sde: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        dtype: str | None = None,
     ) -> None:
         if use_sde:
             raise ValueError(
@@ -85,28 +97,49 @@ class LMActorCriticPolicy(BasePolicy):
         )
         check_token_spaces(observation_space, action_space)
         self.temperature = float(temperature)
-        lm = load_causal_lm(model, **(model_kwargs or {}))
-        if vocab_size_of(lm) != action_space.n:
+        self.dtype_name = dtype
+        self.tokenizer: Any = None
+        self.model = self._policy_lm(model, lora, model_kwargs or {})
+        if vocab_size_of(self.model) != action_space.n:
             raise ValueError(
                 f"the env's action space is Discrete({action_space.n}) (the reference model's "
-                f"vocabulary) but the policy model has {vocab_size_of(lm)} logits: policy and "
-                "reference vocabularies differ. Use one tokenizer and vocabulary for both."
+                f"vocabulary) but the policy model has {vocab_size_of(self.model)} logits: policy "
+                "and reference vocabularies differ. Use one tokenizer and vocabulary for both."
             )
-        self.model = apply_lora(lm, lora) if lora is not None else lm
         self.critic_trunk: nn.Module | None = None
-        hidden = lm.config.get_text_config().hidden_size
+        hidden = self.model.config.get_text_config().hidden_size
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         if critic is not None:
             self.critic_trunk, self.value_head = load_critic(critic)
-        self._load_saved_value_head(lora if isinstance(lora, str) else model)
+        self.load_value_head(lora if isinstance(lora, str) else model)
+        self._upcast_trainable()
         self.generator = torch.Generator()
         self.optimizer = self.optimizer_class(
             [p for p in self.parameters() if p.requires_grad],
             lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
+
+    def _policy_lm(self, model: Any, lora: Any, model_kwargs: dict[str, Any]) -> nn.Module:
+        """The LM that acts: float32 for full fine-tuning; a frozen base plus adapters for LoRA."""
+        if lora is not None and has_adapters(lora):
+            return lora  # built by the caller on ``model``'s weights
+        if lora is None:  # every weight trains: float32 whatever the checkpoint holds
+            return load_causal_lm(model, **{**model_kwargs, "dtype": torch.float32})
+        base = load_causal_lm(model, **{"dtype": torch_dtype(self.dtype_name), **model_kwargs})
+        return apply_lora(base, lora)
+
+    def _upcast_trainable(self) -> None:
+        """Put every trained weight in float32 (adapters on a half base, a bf16 critic).
+
+        Adam's moments take the dtype of their weight, and updates far smaller than a weight
+        vanish in bf16, so nothing that trains stays in half precision.
+        """
+        for param in self.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
 
     # -- modes and observation path ---------------------------------------------------------
 
@@ -121,14 +154,18 @@ class LMActorCriticPolicy(BasePolicy):
         return obs["input_ids"].long(), obs["attention_mask"].long()
 
     @property
-    def uses_bf16(self) -> bool:
-        """Whether forwards run under bf16 autocast (on CUDA)."""
-        return self.device.type == "cuda"
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype forwards autocast to on CUDA (None: no autocast, as on CPU)."""
+        if self.device.type != "cuda":
+            return None
+        dtype = torch_dtype(self.dtype_name or "bfloat16")
+        return None if dtype == torch.float32 else dtype
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA, nothing on CPU."""
-        if self.uses_bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """Autocast to :attr:`autocast_dtype` on CUDA, nothing on CPU or in float32."""
+        dtype = self.autocast_dtype
+        if dtype is not None:
+            return torch.autocast("cuda", dtype=dtype)
         return contextlib.nullcontext()
 
     # -- full forwards -----------------------------------------------------------------------
@@ -312,21 +349,41 @@ class LMActorCriticPolicy(BasePolicy):
     # -- persistence -------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Policy LM (or its LoRA adapters) via ``save_pretrained`` plus the value head."""
+        """Policy LM (or its LoRA adapters) via ``save_pretrained`` plus the value head.
+
+        With :attr:`tokenizer` set, the tokenizer and a generation config that stops on its EOS
+        (and on the model's own stop ids) go with them.
+        """
         os.makedirs(path, exist_ok=True)
         self.model.save_pretrained(path)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(path)
+            generation_config(self.model, self.tokenizer).save_pretrained(path)
         head = {k: v.detach().contiguous().cpu() for k, v in self.value_head.state_dict().items()}
         save_file(head, os.path.join(path, VALUE_HEAD_FILE))
         if self.critic_trunk is not None:
             self.critic_trunk.trunk.save_pretrained(os.path.join(path, CRITIC_DIR))
 
-    def _load_saved_value_head(self, model: Any) -> None:
-        if isinstance(model, str | os.PathLike) and os.path.isfile(
-            os.path.join(model, VALUE_HEAD_FILE)
-        ):
-            self.value_head.load_state_dict(load_file(os.path.join(model, VALUE_HEAD_FILE)))
+    def load_value_head(self, folder: Any) -> bool:
+        """Load ``folder/value_head.safetensors`` when ``folder`` is a path holding one.
+
+        Returns:
+            Whether a value head was loaded (weights are copied in place, so an optimizer that
+            already holds them keeps working).
+        """
+        if not isinstance(folder, str | os.PathLike):
+            return False
+        file = os.path.join(folder, VALUE_HEAD_FILE)
+        if not os.path.isfile(file):
+            return False
+        self.value_head.load_state_dict(load_file(file))
+        return True
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(temperature=self.temperature, optimizer_kwargs=self.optimizer_kwargs)
+        data.update(
+            temperature=self.temperature,
+            optimizer_kwargs=self.optimizer_kwargs,
+            dtype=self.dtype_name,
+        )
         return data

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import gymnasium as gym
-from env_helpers import PROMPTS, tiny_gpt2
-
 import rlhf_gym  # noqa: F401  (registers the ids)
+from env_helpers import PROMPTS, tiny_gpt2
 
 
 def test_import_registers_the_ids_without_importing_torch() -> None:

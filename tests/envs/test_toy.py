@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import rlhf_gym.envs  # noqa: F401  (registers the env ids)
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from rlhf_gym import toy
 from rlhf_gym.envs import TextGenerationEnv, TextGenerationVectorEnv
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-
-from rlhf_gym import toy
 
 
 def test_toy_env_needs_no_arguments_and_passes_both_checkers(toy_kwargs):

@@ -77,7 +77,8 @@ def test_score_ids_matches_text_and_retokenizes_once(sft_dir, tokenizer, make_to
     rm = RewardModel(init_reward_model(sft_dir, pad_token_id=2), tokenizer)
     p_ids = [tokenizer(p)["input_ids"] for p in PROMPTS]
     c_ids = [tokenizer(c)["input_ids"] + [1, 5] for c in COMPLETIONS]  # text after eos is ignored
-    assert rm.score_ids(p_ids, c_ids) == pytest.approx(rm.score(PROMPTS, COMPLETIONS), abs=1e-6)
+    same = rm.score_ids(p_ids, c_ids, tokenizer=tokenizer)
+    assert same == pytest.approx(rm.score(PROMPTS, COMPLETIONS), abs=1e-6)
     other = make_tokenizer()
     other.add_tokens(["zebra"])  # a different vocabulary: ids must be re-tokenized
     rm_other = RewardModel(rm.model, tokenizer, policy_tokenizer=other)

@@ -20,10 +20,16 @@ SPELLINGS: dict[str, set[str]] = {
     "PPO epochs per rollout": {"n-epochs", "ppo-epochs", "num-epochs"},
     "held-out samples per prompt, per iteration": {"eval-per-prompt", "curve-samples"},
     "held-out samples per prompt, one evaluation": {
-        "num-samples-per-prompt", "eval-samples", "samples-per-prompt"},
+        "num-samples-per-prompt",
+        "eval-samples",
+        "samples-per-prompt",
+    },
     "KL coefficient": {"init-kl-coef", "kl-coef", "beta"},
     "progress bars": {"progress", "progress-bar"},
     "experiment tracking": {"report-to", "tracking", "logger"},
+    "precision": {"dtype", "torch-dtype", "precision", "bf16", "fp16", "half"},
+    "column holding the prompts": {"prompt-column", "prompts-column", "column", "text-column"},
+    "split the prompts come from": {"prompts-split", "prompt-split"},
 }
 
 
@@ -66,3 +72,18 @@ def test_seed_is_the_run_and_world_seed_the_toy_world() -> None:
 def test_help_has_one_default_per_flag() -> None:
     for command, text in help_texts().items():
         assert not re.search(r"\(default: [^)]*\)\s*\(default:", text), command
+
+
+def test_own_model_flags_are_where_the_walkthrough_uses_them() -> None:
+    texts = help_texts()
+    assert {"dtype", "preferences", "split", "base-model"} <= flags(texts["train-rm"])
+    assert {
+        "dtype",
+        "prompts-split",
+        "prompt-column",
+        "eval-prompts-split",
+        "eval-prompt-column",
+        "reward-model",
+        "lora-r",
+    } <= flags(texts["train-ppo"])
+    assert {"dtype", "prompts-split", "prompt-column"} <= flags(texts["evaluate"])

@@ -85,6 +85,7 @@ def test_report_to_writes_held_out_metrics_every_iteration(toy_like, tracker: st
     d, out = toy_like["dir"], toy_like["dir"] / f"run-{tracker}"
     status = main([
         "train-ppo", "--policy", str(d / "policy"), "--tokenizer", str(d / "tokenizer"),
+        "--reward", "gold",
         "--prompts", str(d / "train.txt"), "--eval-prompts", str(d / "heldout.txt"),
         "--iterations", "3", "--num-envs", "4", "--max-new-tokens", "6", "--batch-size", "4",
         "--curve-samples", "2", "--device", "cpu", "--output-dir", str(out),
