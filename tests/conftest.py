@@ -27,3 +27,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def chat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved chat Llama policy (``hf_models.save_chat_llama``): BOS, template, two stop ids."""
+    from hf_models import save_chat_llama
+
+    return save_chat_llama(tmp_path_factory.mktemp("chat_llama"))
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer(chat_dir: Path):
+    """The chat Llama's tokenizer, loaded from its folder."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(chat_dir)

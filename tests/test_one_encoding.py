@@ -6,12 +6,10 @@ chat template whose text already starts with ``<s>``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from hf_models import save_bert_reward_model, save_chat_llama, save_gpt2_reward_model
+from hf_models import save_bert_reward_model, save_gpt2_reward_model
 from rlhf_gym.envs import TextGenerationVecEnv
 from rlhf_gym.lm.encoding import encode_completion, encode_prompt, encode_prompts
 from rlhf_gym.lm.sampling import sample_batch
@@ -20,16 +18,6 @@ from rlhf_gym.reward_models.encoding import encode_pairs
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 CHOSEN, REJECTED = "the cat is very nice", "it was bad"
-
-
-@pytest.fixture(scope="module")
-def chat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_chat_llama(tmp_path_factory.mktemp("chat_llama"))
-
-
-@pytest.fixture(scope="module")
-def chat_tokenizer(chat_dir: Path):
-    return AutoTokenizer.from_pretrained(chat_dir)
 
 
 def chat_prompt(tokenizer, text: str = "tell me about the cat") -> str:

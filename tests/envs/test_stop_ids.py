@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hf_models import save_chat_llama
 from rlhf_gym.envs import TextGenerationEnv, TextGenerationVectorEnv
 from rlhf_gym.lm.encoding import stop_ids
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -14,23 +13,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 PENALTY = -2.0
 
 
-@pytest.fixture(scope="module")
-def chat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_chat_llama(tmp_path_factory.mktemp("chat_llama"))
-
-
-@pytest.fixture(scope="module")
-def tok(chat_dir: Path):
-    return AutoTokenizer.from_pretrained(chat_dir)
-
-
 def completion_lengths(completions: list[str]) -> np.ndarray:
     return np.array([float(len(c.split())) for c in completions])
 
 
-def make_env(chat_dir: Path, tok, **kwargs) -> TextGenerationEnv:
+def make_env(chat_dir: Path, chat_tokenizer, **kwargs) -> TextGenerationEnv:
     return TextGenerationEnv(
-        tokenizer=tok,
+        tokenizer=chat_tokenizer,
         reference_model=chat_dir,
         prompts=["tell me about the cat"],
         reward=lambda prompts, completions: completion_lengths(completions),
@@ -52,13 +41,13 @@ def run(env: TextGenerationEnv, actions: list[int]) -> tuple[bool, bool, dict]:
     return terminated, truncated, info
 
 
-def test_stop_ids_merge_tokenizer_and_generation_config(chat_dir, tok):
-    eos, end = tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")
+def test_stop_ids_merge_tokenizer_and_generation_config(chat_dir, chat_tokenizer):
+    eos, end = chat_tokenizer.eos_token_id, chat_tokenizer.convert_tokens_to_ids("<|end|>")
     model = AutoModelForCausalLM.from_pretrained(chat_dir)
-    assert stop_ids(tok, model) == [eos, end]
-    assert stop_ids(tok, model.generation_config) == [eos, end]
-    assert stop_ids(tok, GenerationConfig(eos_token_id=end)) == [eos, end]
-    assert stop_ids(tok) == [eos]
+    assert stop_ids(chat_tokenizer, model) == [eos, end]
+    assert stop_ids(chat_tokenizer, model.generation_config) == [eos, end]
+    assert stop_ids(chat_tokenizer, GenerationConfig(eos_token_id=end)) == [eos, end]
+    assert stop_ids(chat_tokenizer) == [eos]
     no_eos = AutoTokenizer.from_pretrained(chat_dir)
     no_eos.eos_token = None
     assert stop_ids(no_eos, model) == [eos, end]
@@ -67,30 +56,33 @@ def test_stop_ids_merge_tokenizer_and_generation_config(chat_dir, tok):
 
 
 @pytest.mark.parametrize("stop", ["<|end|>", "</s>"])
-def test_either_stop_id_terminates_without_the_eos_penalty(chat_dir, tok, stop):
-    env = make_env(chat_dir, tok)
-    assert env.unwrapped.batch.stop_ids == [tok.eos_token_id, tok.convert_tokens_to_ids("<|end|>")]
-    words = tok.convert_tokens_to_ids(["the", "cat"])
-    terminated, truncated, info = run(env, [*words, tok.convert_tokens_to_ids(stop)])
+def test_either_stop_id_terminates_without_the_eos_penalty(chat_dir, chat_tokenizer, stop):
+    env = make_env(chat_dir, chat_tokenizer)
+    assert env.unwrapped.batch.stop_ids == [
+        chat_tokenizer.eos_token_id,
+        chat_tokenizer.convert_tokens_to_ids("<|end|>"),
+    ]
+    words = chat_tokenizer.convert_tokens_to_ids(["the", "cat"])
+    terminated, truncated, info = run(env, [*words, chat_tokenizer.convert_tokens_to_ids(stop)])
     assert terminated and not truncated
     assert info["completion_ids"] == words and info["completion"] == "the cat"
     assert info["eos_penalty"] == 0.0
     assert info["score"] == pytest.approx(2.0)  # the reward saw two words, no stop token
 
 
-def test_no_stop_is_truncated_and_penalised(chat_dir, tok):
-    env = make_env(chat_dir, tok)
-    word = tok.convert_tokens_to_ids("cat")
+def test_no_stop_is_truncated_and_penalised(chat_dir, chat_tokenizer):
+    env = make_env(chat_dir, chat_tokenizer)
+    word = chat_tokenizer.convert_tokens_to_ids("cat")
     terminated, truncated, info = run(env, [word] * 4)
     assert truncated and not terminated
     assert info["eos_penalty"] == PENALTY
     assert info["score"] == pytest.approx(4.0 + PENALTY)
 
 
-def test_vector_env_ends_rows_on_any_stop_id(chat_dir, tok):
+def test_vector_env_ends_rows_on_any_stop_id(chat_dir, chat_tokenizer):
     env = TextGenerationVectorEnv(
         3,
-        tokenizer=tok,
+        tokenizer=chat_tokenizer,
         reference_model=chat_dir,
         prompts=["the cat"],
         kl_coef=0.0,
@@ -99,6 +91,6 @@ def test_vector_env_ends_rows_on_any_stop_id(chat_dir, tok):
         device="cpu",
     )
     env.reset(seed=0)
-    actions = np.array(tok.convert_tokens_to_ids(["<|end|>", "</s>", "cat"]))
+    actions = np.array(chat_tokenizer.convert_tokens_to_ids(["<|end|>", "</s>", "cat"]))
     _, _, terminated, truncated, _ = env.step(actions)
     assert terminated.tolist() == [True, True, False] and not truncated.any()
