@@ -22,6 +22,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("train-rm", "rlhf_gym.scripts.train_reward_model", "train a Bradley-Terry reward model"),
     ("evaluate", "rlhf_gym.scripts.evaluate", "evaluate a policy: reward, gold, KL, diversity"),
     ("train-ppo", "rlhf_gym.scripts.train_ppo", "train an LM policy with PPO on the text env"),
+    ("train-dpo", "rlhf_gym.scripts.train_dpo", "train an LM policy with DPO on preference pairs"),
     ("report", "rlhf_gym.scripts.report", "the report of any run folder, or of several seeds"),
 ]
 #: Exceptions that mean the user asked for something that cannot be done: exit status 2.
