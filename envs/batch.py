@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from rlhf_gym.envs.episode_state import episode_state, restore_episode_state
+from rlhf_gym.envs.groups import init_groups, restart_ended, start_rows
 from rlhf_gym.envs.models import EnvModels, freeze
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF, check_estimator, kl_term, token_logprobs
@@ -46,7 +47,11 @@ class TextGenerationBatch:
     """N token-level text-generation episodes with batched, KV-cached reward terms.
 
     Args are those of :class:`rlhf_gym.envs.TextGenerationEnv` (see its docstring), plus
-    ``num_envs``.
+    ``num_envs`` and ``group_size``.
+
+    **Prompt groups** (``group_size`` k > 1): adjacent rows of k share a prompt and run in
+    rounds; a row that ends early waits (its actions ignored) until the round's last row ends
+    (:mod:`rlhf_gym.envs.groups`, ``docs/grpo_rloo.md``).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class TextGenerationBatch:
         device: str | torch.device = "auto",
         prompt_column: str = "prompt",
         prompt_truncation: PromptTruncation = "left",
+        group_size: int = 1,
     ) -> None:
         if num_envs < 1 or max_prompt_tokens < 1 or max_new_tokens < 1:
             raise ValueError("num_envs, max_prompt_tokens and max_new_tokens must all be >= 1.")
@@ -104,6 +110,7 @@ class TextGenerationBatch:
         self.prompt_index = np.zeros(num_envs, dtype=np.int64)
         self.returns = np.zeros(num_envs)  # the running episode return of each row
         self.done = np.ones(num_envs, dtype=bool)  # a row needs a reset before its first step
+        init_groups(self, group_size)
         self._handover: np.ndarray | None = None
         self._runners: dict[str, CachedCausalLM] = {}
         self._logits: dict[str, torch.Tensor] = {}
@@ -202,9 +209,7 @@ class TextGenerationBatch:
         rows = sorted(set(int(r) for r in rows))
         if len(rows) == self.num_envs:
             self._runners = {}  # a fresh cache: a full reset is bit-for-bit reproducible
-        tokens: list[list[int]] = [[] for _ in range(self.num_envs)]
-        for row in rows:
-            tokens[row] = self._start_episode(row)
+        tokens = start_rows(self, rows)
         self._advance(tokens, [bool(t) for t in tokens])
 
     def row_texts(self) -> list[str]:
@@ -229,26 +234,29 @@ class TextGenerationBatch:
         actions = self._check_actions(actions)
         if not self._runners:
             raise RuntimeError("step() called before reset(); call reset() first.")
+        live = ~self.waiting  # a waiting row's action is ignored: a no-op step
         rewards, info = self._token_rewards(actions)
-        rows = np.arange(self.num_envs)
-        self.ids[rows, self.prompt_len + self.gen_len] = actions
-        self.attention[rows, self.prompt_len + self.gen_len] = 1
-        self.gen_len += 1
-        terminated = np.isin(actions, self.stop_ids)  # any stop id ends it (chat models: several)
-        truncated = ~terminated & (self.gen_len >= self.max_new_tokens)
+        rewards = np.where(live, rewards, 0.0)
+        info = {key: np.where(live, values, 0.0) for key, values in info.items()}
+        rows = np.flatnonzero(live)
+        self.ids[rows, self.prompt_len[rows] + self.gen_len[rows]] = actions[rows]
+        self.attention[rows, self.prompt_len[rows] + self.gen_len[rows]] = 1
+        self.gen_len[rows] += 1
+        terminated = live & np.isin(actions, self.stop_ids)  # any stop id ends it (chat: several)
+        truncated = live & ~terminated & (self.gen_len >= self.max_new_tokens)
         ended = np.flatnonzero(terminated | truncated)
         finished = self._finish(ended, truncated)
         info["score"] = np.zeros(self.num_envs)
         for row, episode in finished.items():
             info["score"][row] = episode.score
+        if self.group_size > 1:  # the episode each row stepped, and whether it only waited
+            info.update(group=self.group.astype(np.float64), waiting=(~live).astype(np.float64))
         self.returns += rewards + info["score"]
         for row, episode in finished.items():
             episode.episode_return, self.returns[row] = float(self.returns[row]), 0.0
-        tokens = [[int(a)] for a in actions]
-        for row in ended:
-            tokens[row] = self._start_episode(row) if autoreset else []
-            self.done[row] = not autoreset
-        self._advance(tokens, [bool(autoreset and r in finished) for r in range(self.num_envs)])
+        tokens = [[int(a)] if live[r] else [] for r, a in enumerate(actions)]
+        restarted = restart_ended(self, ended, tokens, autoreset)
+        self._advance(tokens, restarted.tolist())
         return BatchStep(rewards + info["score"], terminated, truncated, info, finished)
 
     # ----------------------------------------------------------------- internals
@@ -273,8 +281,10 @@ class TextGenerationBatch:
             info.update(term_info)
         return rewards, info
 
-    def _start_episode(self, row: int) -> list[int]:
-        index = int(self.rngs[row].integers(len(self.prompt_ids)))
+    def _start_episode(self, row: int, index: int | None = None) -> list[int]:
+        """Put a prompt (``index``, else one drawn from the row's generator) in ``row``."""
+        if index is None:
+            index = int(self.rngs[row].integers(len(self.prompt_ids)))
         ids = self.prompt_ids[index]
         self.prompt_index[row], self.prompt_len[row], self.gen_len[row] = index, len(ids), 0
         self.ids[row] = self.pad_token_id
@@ -382,7 +392,6 @@ class TextGenerationBatch:
 
     def _token_histories(self) -> list[list[int]]:
         """Each row's prompt and tokens so far (empty for a row whose episode has ended)."""
-        return [
-            [] if self.done[r] else self.ids[r, : self.prompt_len[r] + self.gen_len[r]].tolist()
-            for r in range(self.num_envs)
-        ]
+        over = self.done | self.waiting
+        ends = self.prompt_len + self.gen_len
+        return [[] if over[r] else self.ids[r, : ends[r]].tolist() for r in range(self.num_envs)]

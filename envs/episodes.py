@@ -50,13 +50,18 @@ class EpisodeTracker:
     ) -> list[dict[str, Any]]:
         """Add one step of every env; close and return the episodes that ended on it.
 
-        An episode's ``kl`` is NaN when any of its steps had no KL (no policy log-prob).
+        An episode's ``kl`` is NaN when any of its steps had no KL (no policy log-prob). A row
+        that waits for its group (``info["waiting"]``, see ``group_size``) adds nothing.
         """
-        self._kl += np.array([step_kl(info) for info in infos], dtype=np.float64)
+        live = np.array([not info.get("waiting", 0) for info in infos])  # grouped envs: no step
+        self._kl += np.array(
+            [step_kl(info) if on else 0.0 for info, on in zip(infos, live, strict=True)],
+            dtype=np.float64,
+        )
         if entropy is not None:
-            self._entropy += entropy
-        self._length += 1
-        self._reward += rewards
+            self._entropy += np.where(live, entropy, 0.0)
+        self._length += live
+        self._reward += np.where(live, rewards, 0.0)
         ended = []
         for row in np.flatnonzero(dones):
             info = infos[row]

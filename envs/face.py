@@ -82,6 +82,16 @@ class BatchFace:
         return self.batch.pad_token_id
 
     @property
+    def group_size(self) -> int:
+        """Rows per prompt group (1: no groups); groups run in rounds (``docs/grpo_rloo.md``)."""
+        return self.batch.group_size
+
+    def at_round_start(self) -> bool:
+        """Whether every row is at the first token of its episode and none is waiting."""
+        batch = self.batch
+        return bool((batch.gen_len == 0).all() and not (batch.waiting | batch.done).any())
+
+    @property
     def kl_estimator(self) -> str:
         """``"k1"`` or ``"k3"``."""
         return self.batch.kl_estimator

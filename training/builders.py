@@ -5,6 +5,8 @@ The trained policy is float32; the frozen models (the env's reference, a LoRA ba
 built first and the env's reference is a view of its base weights with the adapters disabled
 (:class:`~rlhf_gym.agents.common.lora.ReferenceView`), so the model is held once, not twice.
 A resumed job (``config.resume``) takes its settings and its agent from its checkpoint.
+``--algo grpo|rloo`` builds a grouped env (``--group-size``) and a critic-free agent instead of
+PPO's (docs/grpo_rloo.md); everything else (CLI, curves, held-out evaluation) is shared.
 """
 
 from __future__ import annotations
@@ -42,6 +44,69 @@ AGENT_FIELDS = (
     "device",
     "verbose",
 )
+
+
+#: Config fields of the group agents (GRPO, RLOO); ``kl_coef`` becomes GRPO's ``beta``.
+GROUP_AGENT_FIELDS = (
+    "learning_rate",
+    "batch_size",
+    "clip_range",
+    "max_grad_norm",
+    "ref_refresh_every",
+    "seed",
+    "device",
+    "verbose",
+)
+#: The group rounds' default size, when ``--group-size`` is 0.
+DEFAULT_GROUP_SIZE = 4
+
+
+def group_size(config: TrainPPOConfig) -> int:
+    """The env's ``group_size``: ``--group-size``, or 4 for grpo/rloo and 1 for ppo."""
+    if config.group_size:
+        return config.group_size
+    return 1 if config.algo == "ppo" else DEFAULT_GROUP_SIZE
+
+
+def check_algo(config: TrainPPOConfig) -> None:
+    """Refuse flags the chosen ``--algo`` has no use for, naming them."""
+    if config.algo == "ppo":
+        if group_size(config) > 1:
+            raise ValueError("--group-size is for --algo grpo or rloo; PPO takes one row a prompt.")
+        return
+    unused = {
+        "--critic": bool(config.critic),
+        "--whiten-rewards": config.whiten_rewards,
+        "--target-kl": config.target_kl is not None,
+    }
+    named = [flag for flag, given in unused.items() if given]
+    if named:
+        raise ValueError(
+            f"--algo {config.algo} has no value model or early stop: drop {', '.join(named)}."
+        )
+
+
+def agent_class(config: TrainPPOConfig) -> type:
+    """``LMPPO``, ``LMGRPO`` or ``LMRLOO`` for ``--algo``."""
+    if config.algo == "ppo":
+        from rlhf_gym.agents.ppo import LMPPO
+
+        return LMPPO
+    from rlhf_gym.agents.group import LMGRPO, LMRLOO
+
+    return LMGRPO if config.algo == "grpo" else LMRLOO
+
+
+def agent_settings(config: TrainPPOConfig) -> dict[str, Any]:
+    """The agent's constructor arguments from the config, for ``--algo``."""
+    n_steps = config.n_steps or config.max_new_tokens
+    if config.algo == "ppo":
+        return {"n_steps": n_steps, "n_epochs": config.ppo_epochs, **pick(config, AGENT_FIELDS)}
+    settings = {"n_steps": n_steps, "n_epochs": config.ppo_epochs}
+    settings.update(pick(config, GROUP_AGENT_FIELDS))
+    if config.algo == "grpo":  # the env pays no KL; β is the loss's, fixed
+        return {**settings, "beta": config.kl_coef}
+    return {**settings, **pick(config, ("adaptive_kl", "kl_target", "kl_horizon"))}
 
 
 class JobModels(NamedTuple):
@@ -92,8 +157,12 @@ def build_env(
         reference: the reference model (from :func:`load_models`); None loads
             ``sources.reference`` in ``--dtype`` (a full copy, even with LoRA).
     """
+    check_algo(config)
     if reference is None:
         reference = load_causal_lm(sources.reference, dtype=config.dtype)
+    settings = pick(config, ENV_FIELDS)
+    if config.algo == "grpo":
+        settings["kl_coef"] = 0.0  # GRPO's KL is in its loss (β = --kl-coef)
     return TextGenerationVecEnv(
         config.num_envs,
         prompts=sources.prompts,
@@ -101,14 +170,15 @@ def build_env(
         reference_model=reference,
         reward=reward,
         max_prompt_tokens=prompt_budget(config, sources),
-        **pick(config, ENV_FIELDS),
+        group_size=group_size(config),
+        **settings,
     )
 
 
 def build_agent(
     config: TrainPPOConfig, sources: PPOSources, env: Any, lora: nn.Module | None = None
 ) -> Any:
-    """The :class:`~rlhf_gym.agents.ppo.LMPPO` agent; its KL controller starts from the env's β.
+    """The ``--algo`` agent (``LMPPO`` by default); its KL controller starts from the env's β.
 
     Args:
         config: the job's settings.
@@ -117,21 +187,14 @@ def build_agent(
         lora: the policy's LoRA model from :func:`load_models` (the env's reference is a view
             of it); None builds the policy from ``sources.policy``.
     """
-    from rlhf_gym.agents.ppo import LMPPO
-
+    check_algo(config)
     policy_kwargs: dict[str, Any] = {"model": sources.policy, "dtype": config.dtype}
     if config.critic:
         policy_kwargs["critic"] = config.critic
     if config.lora_r:
         policy_kwargs["lora"] = lora if lora is not None else lora_settings(config)
-    agent = LMPPO(
-        "LMPolicy",
-        env,
-        n_steps=config.n_steps or config.max_new_tokens,
-        n_epochs=config.ppo_epochs,
-        policy_kwargs=policy_kwargs,
-        **pick(config, AGENT_FIELDS),
-    )
+    agent_type = agent_class(config)
+    agent = agent_type("LMPolicy", env, policy_kwargs=policy_kwargs, **agent_settings(config))
     agent.policy.tokenizer = sources.tokenizer  # saved with the weights: the folder loads alone
     return agent
 
@@ -228,11 +291,12 @@ def resume_agent(
     """
     from rlhf_gym.agents.common.checkpoint import POLICY_DIR
     from rlhf_gym.agents.common.checkpoint_files import locate
-    from rlhf_gym.agents.ppo import LMPPO
 
     path = os.path.join(config.resume, CHECKPOINT_DIR)
     extra = {} if lora is None else {"policy_kwargs": {"lora": lora}}
-    agent = LMPPO.load(path, env=env, device=config.device, force_reset=False, **extra)
+    agent = agent_class(config).load(
+        path, env=env, device=config.device, force_reset=False, **extra
+    )
     if lora is not None:  # the policy took the adapters as built; its value head is saved apart
         agent.policy.load_value_head(locate(path) / POLICY_DIR)
     agent.policy.tokenizer = env.tokenizer

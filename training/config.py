@@ -89,6 +89,22 @@ class TrainPPOConfig:
     toy_dir: str = field(default="", metadata={"help": "toy artifacts dir; empty: its cache"})
     world_seed: int = field(default=0, metadata={"help": "toy world seed"})
     seed: int = field(default=0, metadata={"help": "agent and env seed"})
+    algo: Literal["ppo", "grpo", "rloo"] = field(
+        default="ppo",
+        metadata={
+            "help": "the RL algorithm: ppo (value head, GAE), grpo (group z-scores, the KL "
+            "in the loss with --kl-coef as its beta) or rloo (leave-one-out, the KL in the "
+            "reward); grpo and rloo have no value model (docs/grpo_rloo.md)"
+        },
+    )
+    group_size: int = field(
+        default=0,
+        metadata={
+            "help": "completions per prompt for grpo/rloo (--num-envs a multiple of it); "
+            "0: 4 for grpo/rloo, 1 for ppo",
+            "min": 0,
+        },
+    )
     iterations: int = field(
         default=25, metadata={"help": "PPO iterations (rollout + update)", "min": 1}
     )

@@ -113,6 +113,13 @@ class LMRolloutBuffer(DictRolloutBuffer):
         for start in range(0, len(order), batch_size):
             yield self._get_sequence_samples(order[start : start + batch_size])
 
+    def gather(self, name: str, chosen: list[tuple[int, int, int]], steps: int) -> np.ndarray:
+        """``(len(chosen), steps)`` float32: the per-step array ``name`` of each segment."""
+        out = np.zeros((len(chosen), steps), dtype=np.float32)
+        for row, (env, first, end) in enumerate(chosen):
+            out[row, : end - first] = getattr(self, name)[first:end, env]
+        return out
+
     def _get_sequence_samples(self, indices: np.ndarray) -> LMRolloutBufferSamples:
         chosen = [self.segments[i] for i in indices]
         built = [self._sequence(*segment) for segment in chosen]
@@ -123,7 +130,7 @@ class LMRolloutBuffer(DictRolloutBuffer):
         positions = np.zeros((len(chosen), steps), dtype=np.int64)
         token_mask = np.zeros((len(chosen), steps), dtype=bool)
         fields = {
-            name: np.zeros((len(chosen), steps), dtype=np.float32)
+            name: self.gather(name, chosen, steps)
             for name in ("values", "log_probs", "advantages", "returns")
         }
         actions = np.zeros((len(chosen), steps), dtype=np.int64)
@@ -133,8 +140,6 @@ class LMRolloutBuffer(DictRolloutBuffer):
             positions[row, :n], token_mask[row, :n] = pos, True
             positions[row, n:] = pos[-1]
             actions[row, :n] = self.actions[first:end, env, 0]
-            for name, array in fields.items():
-                array[row, :n] = getattr(self, name)[first:end, env]
         as_tensor = self.to_torch
         return LMRolloutBufferSamples(
             input_ids=as_tensor(ids).long(),

@@ -57,6 +57,8 @@ class LMActorCriticPolicy(BasePolicy):
         optimizer_kwargs: its arguments besides the learning rate (default ``eps=1e-5``).
         use_sde: must be False (SB3 passes it).
         model_kwargs: extra ``from_pretrained`` arguments.
+        with_value: False for a policy without a value head or critic (GRPO, RLOO): it holds
+            the LM's parameters only, and its values are zeros.
         dtype: the compute precision, ``"float32"``, ``"bfloat16"`` or ``"float16"``: forwards
             on CUDA autocast to it (none for float32), and a LoRA policy's frozen base weights
             load in it. None: bf16 autocast on CUDA and the base as stored. Whatever it is, the
@@ -82,7 +84,10 @@ class LMActorCriticPolicy(BasePolicy):
         use_sde: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         dtype: str | None = None,
+        with_value: bool = True,
     ) -> None:
+        if not with_value and critic is not None:
+            raise ValueError("a critic is a value model: pass critic=None with with_value=False.")
         if use_sde:
             raise ValueError(
                 "gSDE is for continuous actions; LMActorCriticPolicy needs use_sde=False."
@@ -107,13 +112,16 @@ class LMActorCriticPolicy(BasePolicy):
                 "and reference vocabularies differ. Use one tokenizer and vocabulary for both."
             )
         self.critic_trunk: nn.Module | None = None
-        hidden = self.model.config.get_text_config().hidden_size
-        self.value_head = nn.Linear(hidden, 1)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
-        if critic is not None:
-            self.critic_trunk, self.value_head = load_critic(critic)
-        self.load_value_head(lora if isinstance(lora, str) else model)
+        self.value_head: nn.Linear | None = None
+        self.with_value = with_value
+        if with_value:
+            hidden = self.model.config.get_text_config().hidden_size
+            self.value_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+            if critic is not None:
+                self.critic_trunk, self.value_head = load_critic(critic)
+            self.load_value_head(lora if isinstance(lora, str) else model)
         self._upcast_trainable()
         self.generator = torch.Generator()
         self.optimizer = self.optimizer_class(
@@ -172,24 +180,24 @@ class LMActorCriticPolicy(BasePolicy):
 
     def _trunk_outputs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Temperature-scaled float32 logits ``(B, L, V)`` and value-trunk hidden ``(B, L, H)``."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Temperature-scaled float32 logits ``(B, L, V)``, value hidden ``(B, L, H)`` or None."""
+        on_trunk = self.with_value and self.critic_trunk is None
         with self.autocast():
             out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_hidden_states=self.critic_trunk is None,
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=on_trunk
             )
-            if self.critic_trunk is None:
-                hidden = out.hidden_states[-1]
-            else:
+            hidden = out.hidden_states[-1] if on_trunk else None
+            if self.critic_trunk is not None:
                 hidden = self.critic_trunk(
                     input_ids=input_ids, attention_mask=attention_mask
                 ).hidden_states[-1]
         return out.logits.float() / self.temperature, hidden
 
-    def value_of(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Values from hidden states (any leading shape), float32."""
+    def value_of(self, hidden: torch.Tensor | None, shape: tuple[int, ...] = ()) -> torch.Tensor:
+        """Values from hidden states (any leading shape), float32; zeros of ``shape`` if None."""
+        if hidden is None or self.value_head is None:
+            return torch.zeros(shape, device=self.device)
         return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1).float()
 
     def _last_step(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,7 +206,8 @@ class LMActorCriticPolicy(BasePolicy):
         logits, hidden = self._trunk_outputs(ids, mask)
         rows = torch.arange(ids.shape[0], device=ids.device)
         last = mask.sum(dim=1) - 1
-        return logits[rows, last], self.value_of(hidden[rows, last])
+        picked = None if hidden is None else hidden[rows, last]  # None: no value head
+        return logits[rows, last], self.value_of(picked, tuple(rows.shape))
 
     def sample(self, logits: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Pure sampling (no top-k/top-p) from temperature-scaled logits, seeded generator."""
@@ -256,7 +265,7 @@ class LMActorCriticPolicy(BasePolicy):
             self.model,
             num_envs,
             temperature=self.temperature,
-            output_hidden=self.critic_trunk is None,
+            output_hidden=self.with_value and self.critic_trunk is None,
         )
         critic = None
         if self.critic_trunk is not None:
@@ -291,8 +300,7 @@ class LMActorCriticPolicy(BasePolicy):
             hidden = step.hidden
             if state.critic is not None:
                 hidden = state.critic.advance(tokens, resets).hidden
-        assert hidden is not None
-        return TokenStep(step.logits, self.value_of(hidden))
+        return TokenStep(step.logits, self.value_of(hidden, (len(tokens),)))
 
     def act(
         self, state: TokenCacheState, obs: PyTorchObs, episode_starts: np.ndarray | None
@@ -332,8 +340,9 @@ class LMActorCriticPolicy(BasePolicy):
         log_dist = torch.log_softmax(picked, dim=-1)
         log_probs = log_dist.gather(2, actions[..., None]).squeeze(-1)
         entropy = -(log_dist.exp() * log_dist).sum(dim=-1)
-        values = self.value_of(hidden.gather(1, index.expand(-1, -1, hidden.shape[-1])))
-        return log_probs, values, entropy
+        if hidden is not None:  # else no value head: zero values
+            hidden = hidden.gather(1, index.expand(-1, -1, hidden.shape[-1]))
+        return log_probs, self.value_of(hidden, tuple(positions.shape)), entropy
 
     # -- reference through disabled adapters (LoRA) -----------------------------------------
 
@@ -359,8 +368,9 @@ class LMActorCriticPolicy(BasePolicy):
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
             generation_config(self.model, self.tokenizer).save_pretrained(path)
-        head = {k: v.detach().contiguous().cpu() for k, v in self.value_head.state_dict().items()}
-        save_file(head, os.path.join(path, VALUE_HEAD_FILE))
+        if self.value_head is not None:
+            head = {k: v.detach().cpu() for k, v in self.value_head.state_dict().items()}
+            save_file(head, os.path.join(path, VALUE_HEAD_FILE))
         if self.critic_trunk is not None:
             self.critic_trunk.trunk.save_pretrained(os.path.join(path, CRITIC_DIR))
 
@@ -371,7 +381,7 @@ class LMActorCriticPolicy(BasePolicy):
             Whether a value head was loaded (weights are copied in place, so an optimizer that
             already holds them keeps working).
         """
-        if not isinstance(folder, str | os.PathLike):
+        if self.value_head is None or not isinstance(folder, str | os.PathLike):
             return False
         file = os.path.join(folder, VALUE_HEAD_FILE)
         if not os.path.isfile(file):
@@ -385,5 +395,6 @@ class LMActorCriticPolicy(BasePolicy):
             temperature=self.temperature,
             optimizer_kwargs=self.optimizer_kwargs,
             dtype=self.dtype_name,
+            with_value=self.with_value,
         )
         return data
