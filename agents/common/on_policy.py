@@ -19,7 +19,7 @@ gradient of every step. Only rank 0 logs. ``docs/distributed.md`` explains the c
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -53,6 +53,18 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
+
+
+class VectorStep(NamedTuple):
+    """What one vector step of a rollout gives the buffer: the policy's act and the env's reply."""
+
+    actions: np.ndarray
+    values: torch.Tensor
+    log_probs: torch.Tensor
+    new_obs: Any
+    rewards: np.ndarray
+    dones: np.ndarray
+    infos: list[dict[str, Any]]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -226,30 +238,20 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         self._rollout_state = state = self.policy.initial_state(env.num_envs)
         dones = np.zeros(env.num_envs, dtype=bool)
         for _ in range(n_rollout_steps):
-            with torch.no_grad():
-                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, values, log_probs, entropy = self.policy.act(
-                    state, obs_tensor, self._last_episode_starts
-                )
-            actions_np = actions.cpu().numpy()
-            env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
-            new_obs, rewards, dones, infos = env.step(actions_np)
-            self.num_timesteps += env.num_envs
-            callback.update_locals(locals())
-            if not callback.on_step():
+            step = self._act_and_step(env, state, self._last_episode_starts, callback)
+            if step is None:
                 return False
-            self._update_info_buffer(infos, dones)
-            self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())
+            dones = step.dones
             # no bootstrap on truncation: the episode is over and its score was paid
             rollout_buffer.add(
                 self._last_obs,
-                actions_np.reshape(-1, 1),
-                rewards,  # type: ignore[arg-type]
+                step.actions.reshape(-1, 1),
+                step.rewards,  # type: ignore[arg-type]
                 self._last_episode_starts,
-                values,
-                log_probs,  # type: ignore[arg-type]
+                step.values,
+                step.log_probs,  # type: ignore[arg-type]
             )
-            self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
+            self._last_obs, self._last_episode_starts = step.new_obs, dones  # type: ignore[assignment]
         last_values = self._bootstrap_values(state, dones)
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         self._rollout_stats = global_summary(self.tracker.summary())
@@ -257,6 +259,28 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _act_and_step(
+        self, env: VecEnv, state: TokenCacheState, starts: np.ndarray, callback: BaseCallback
+    ) -> VectorStep | None:
+        """One vector step: act (one cached forward), hand the log-probs to the env, step it.
+
+        The step is counted, shown to the callbacks (their ``locals`` hold ``infos``, ``dones``
+        and ``new_obs`` as in SB3) and to the episode tracker. None when a callback stops.
+        """
+        with torch.no_grad():
+            obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+            actions, values, log_probs, entropy = self.policy.act(state, obs_tensor, starts)
+        actions_np = actions.cpu().numpy()
+        env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
+        new_obs, rewards, dones, infos = env.step(actions_np)
+        self.num_timesteps += env.num_envs
+        callback.update_locals(locals())
+        if not callback.on_step():
+            return None
+        self._update_info_buffer(infos, dones)
+        self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())  # type: ignore[union-attr]
+        return VectorStep(actions_np, values, log_probs, new_obs, rewards, dones, infos)
 
     def _bootstrap_values(self, state: TokenCacheState, dones: np.ndarray) -> torch.Tensor:
         """Values of the last observations; zeros when every episode ended with the rollout."""

@@ -16,7 +16,6 @@ import time
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-import torch
 from rlhf_gym.agents.common.env_api import env_attr, env_call
 from rlhf_gym.agents.common.on_policy import LMOnPolicyAlgorithm
 from rlhf_gym.agents.common.stats import global_summary
@@ -26,7 +25,7 @@ from rlhf_gym.agents.group.stats import group_reward_stats
 from rlhf_gym.envs.episodes import EpisodeTracker
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
+from stable_baselines3.common.utils import FloatSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 SelfGroup = TypeVar("SelfGroup", bound="LMGroupAlgorithm")
@@ -146,26 +145,18 @@ class LMGroupAlgorithm(LMOnPolicyAlgorithm):
         taken = 0
         while taken < n_rollout_steps:
             taken += 1
-            with torch.no_grad():
-                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, values, log_probs, entropy = self.policy.act(state, obs_tensor, starts)
-            actions_np = actions.cpu().numpy()
-            env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
-            new_obs, rewards, dones, infos = env.step(actions_np)
-            self.num_timesteps += env.num_envs
-            callback.update_locals(locals())
-            if not callback.on_step():
+            step = self._act_and_step(env, state, starts, callback)
+            if step is None:
                 return False
-            self._update_info_buffer(infos, dones)
-            self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())
             rollout_buffer.add_step(
-                self._last_obs, actions_np.reshape(-1, 1), rewards, starts, values, log_probs,
-                ref_log_prob=np.array([info["ref_logprob"] for info in infos]),
+                self._last_obs, step.actions.reshape(-1, 1), step.rewards, starts, step.values,
+                step.log_probs,
+                ref_log_prob=np.array([info["ref_logprob"] for info in step.infos]),
                 live=~ended,
-                group=np.array([info["group"] for info in infos], dtype=np.int64),
+                group=np.array([info["group"] for info in step.infos], dtype=np.int64),
             )  # fmt: skip
-            ended |= dones
-            self._last_obs, starts = new_obs, dones  # type: ignore[assignment]
+            ended |= step.dones
+            self._last_obs, starts = step.new_obs, step.dones  # type: ignore[assignment]
             if ended.all():
                 break
         # a round counts its whole budget, so learn(n_steps * n_envs * K) runs K rounds
