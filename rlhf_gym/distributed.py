@@ -56,6 +56,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Wait for every rank, then leave the process group (no-op when not distributed).
+
+    A rank that exits while gloo still talks to it can abort the launch (``std::terminate`` in
+    the other rank), so a job that ends well ends here on every rank.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def main_process_first() -> Iterator[None]:
     """Run the block on rank 0 first, then on the others (e.g. to download or cache once)."""

@@ -94,7 +94,10 @@ def execute(args: argparse.Namespace, argv: list[str], prog: str) -> int:
     try:
         args = apply_config_file(args, argv)
         quiet_transformers()
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        if "rlhf_gym.distributed" in sys.modules:  # the job ran under a launcher: end together
+            sys.modules["rlhf_gym.distributed"].shutdown()
+        return status
     except Exception as err:  # noqa: BLE001 - every error is reported, tracebacks on request
         if debug:
             raise
