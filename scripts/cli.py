@@ -21,7 +21,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("toy", "rlhf_gym.scripts.toy", "build or inspect the offline toy world"),
     ("train-rm", "rlhf_gym.scripts.train_reward_model", "train a Bradley-Terry reward model"),
     ("evaluate", "rlhf_gym.scripts.evaluate", "evaluate a policy: reward, gold, KL, diversity"),
-    ("train-ppo", "rlhf_gym.scripts.train_ppo", "train an LM policy with PPO on the text env"),
+    ("train-ppo", "rlhf_gym.scripts.train_ppo", "PPO (or --algo grpo|rloo) on the text env"),
     ("train-dpo", "rlhf_gym.scripts.train_dpo", "train an LM policy with DPO on preference pairs"),
     ("report", "rlhf_gym.scripts.report", "the report of any run folder, or of several seeds"),
 ]
