@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rlhf_gym.lm.dropout import disable_dropout
+from rlhf_gym.lm.dropout import disable_dropout, disable_module_dropout
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -66,6 +66,7 @@ def load_causal_lm(
     dtype = torch_dtype(dtype)
     if isinstance(model, nn.Module):
         disable_dropout(model.config)
+        disable_module_dropout(model)  # built already: its modules keep the config's old rates
         if dtype is not None:
             model = model.to(dtype)
     elif is_adapter_folder(model):

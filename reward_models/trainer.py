@@ -133,19 +133,22 @@ class RewardTrainingConfig:
 
 
 def training_arguments(
-    config: RewardTrainingConfig, output_dir: str | None = None
+    config: Any, output_dir: str | None = None, epochs: float | None = None
 ) -> TrainingArguments:
-    """Translate our config into ``TrainingArguments`` (no checkpoints).
+    """Translate our config into ``TrainingArguments`` (no checkpoints; evaluation per epoch).
 
-    ``batch_size`` is the global batch: under a launcher each of K processes takes 1/K of it.
+    Shared by the reward and DPO trainers: ``config`` is a :class:`RewardTrainingConfig` or
+    anything with its optimisation fields (``dtype`` optional, float32 without it); ``epochs``
+    overrides ``config.rm_epochs``. ``batch_size`` is the global batch: under a launcher each
+    of K processes takes 1/K of it.
 
     ``report_to`` "tensorboard" or "wandb" is the Trainer's own reporter, writing under
     ``output_dir``; "csv" is :class:`CSVLogCallback`'s (see :func:`train_reward_network`).
     """
     return TrainingArguments(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="rlhf_gym_rm_"),
+        output_dir=output_dir or tempfile.mkdtemp(prefix="rlhf_gym_trainer_"),
         learning_rate=config.learning_rate,
-        num_train_epochs=config.rm_epochs,
+        num_train_epochs=config.rm_epochs if epochs is None else epochs,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=max(config.batch_size, 64),
         lr_scheduler_type=config.lr_scheduler,
@@ -164,8 +167,8 @@ def training_arguments(
         # only when told it is on CPU; split_batches keeps batch_size the global batch, so K
         # processes take the same optimiser steps as one.
         use_cpu=not torch.cuda.is_available(),
-        bf16=config.dtype == "bfloat16" and torch.cuda.is_available(),
-        fp16=config.dtype == "float16" and torch.cuda.is_available(),
+        bf16=getattr(config, "dtype", "float32") == "bfloat16" and torch.cuda.is_available(),
+        fp16=getattr(config, "dtype", "float32") == "float16" and torch.cuda.is_available(),
         accelerator_config={"split_batches": True},
     )
 

@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 import torch
 from rlhf_gym.agents.dpo.config import DPOConfig
 from rlhf_gym.agents.dpo.data import DPOCollator, add_reference_logprobs, encode_dpo_pairs
-from rlhf_gym.agents.dpo.trainer import DPOTrainer, held_out_metrics, training_arguments
+from rlhf_gym.agents.dpo.trainer import DPOTrainer, held_out_metrics
 from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.lm.loading import ModelLike, load_causal_lm, load_tokenizer, max_positions
 from rlhf_gym.reward_models.data import load_preferences
 from rlhf_gym.reward_models.pipeline import split_rows
-from rlhf_gym.reward_models.trainer import CSVLogCallback, progress_bars_on
+from rlhf_gym.reward_models.trainer import CSVLogCallback, progress_bars_on, training_arguments
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -28,20 +28,6 @@ class TrainedDPO(NamedTuple):
 
     model: PreTrainedModel
     metrics: dict[str, float]
-
-
-def dropout_off(model: nn.Module) -> None:
-    """Zero every dropout a built model holds: its modules and float ``*dropout`` attributes.
-
-    A model passed as an object was built with its config's dropout; the Trainer's train mode
-    would switch it on, and the log-probs trained on would then differ from the reference's.
-    """
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0
-        for name, value in list(vars(module).items()):
-            if "dropout" in name and isinstance(value, float):
-                setattr(module, name, 0.0)
 
 
 def _check_length(policy: nn.Module, max_length: int) -> None:
@@ -65,7 +51,8 @@ def train_dpo(
     """Train ``policy`` with DPO on ``preferences``, against itself before training as reference.
 
     Args:
-        policy: the SFT policy (a name, folder or model); loaded in float32 with dropout off.
+        policy: the SFT policy (a name, folder or model); loaded in float32 with dropout off
+            (:func:`~rlhf_gym.lm.loading.load_causal_lm`, built modules included).
         preferences: anything :func:`~rlhf_gym.reward_models.data.load_preferences` reads, or
             its :class:`~rlhf_gym.reward_models.data.PreferenceData`.
         tokenizer: the policy's tokenizer (or a name/folder); defaults to the policy folder's.
@@ -89,7 +76,6 @@ def train_dpo(
     train_rows, eval_rows = split_rows(rows, fraction, config.seed)
     model = load_causal_lm(policy, device=resolve_device("auto"), dtype=torch.float32)
     _check_length(model, config.max_length)
-    dropout_off(model)
     for part in (train_rows, eval_rows):  # the reference is the policy before any update
         add_reference_logprobs(model, part, tokenizer.pad_token_id)
     metrics = _fit(model, tokenizer.pad_token_id, train_rows, eval_rows, config, output_dir)
@@ -103,7 +89,7 @@ def _fit(
     eval_rows: list[dict[str, Any]], config: DPOConfig, output_dir: str | None,
 ) -> dict[str, float]:  # fmt: skip
     """Run the Trainer; return the final held-out metrics and the process count."""
-    args = training_arguments(config, output_dir)
+    args = training_arguments(config, output_dir, epochs=config.dpo_epochs)
     csv_log = [CSVLogCallback(Path(args.output_dir) / "log.csv")] if config.report_to == "csv" \
         else None  # fmt: skip
     trainer = DPOTrainer(

@@ -9,17 +9,15 @@ before training: no reference model is held or run while the policy trains.
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import torch
-from rlhf_gym.agents.dpo.config import DPOConfig
 from rlhf_gym.agents.dpo.logprobs import sequence_logprobs
 from rlhf_gym.agents.dpo.loss import dpo_loss, implicit_reward_metrics
 from torch import nn
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, Trainer
 
 
 def held_out_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -84,30 +82,3 @@ class DPOTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def training_arguments(config: DPOConfig, output_dir: str | None = None) -> TrainingArguments:
-    """Translate our config into ``TrainingArguments`` (no checkpoints; evaluation per epoch).
-
-    ``batch_size`` is the global batch: under a launcher each of K processes takes 1/K of it.
-    """
-    report = config.report_to if config.report_to in ("tensorboard", "wandb") else "none"
-    return TrainingArguments(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="rlhf_gym_dpo_"),
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.dpo_epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=max(config.batch_size, 64),
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the steps
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=config.logging_steps,
-        eval_strategy="epoch",
-        save_strategy="no",
-        report_to=[report] if report != "none" else "none",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),  # as the reward trainer: CPU launchers work
-        accelerator_config={"split_batches": True},
-    )
