@@ -24,6 +24,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("train-ppo", "rlhf_gym.scripts.train_ppo", "PPO (or --algo grpo|rloo) on the text env"),
     ("train-dpo", "rlhf_gym.scripts.train_dpo", "train an LM policy with DPO on preference pairs"),
     ("report", "rlhf_gym.scripts.report", "the report of any run folder, or of several seeds"),
+    ("compare-methods", "rlhf_gym.scripts.compare_methods", "PPO, GRPO, RLOO, DPO: gold vs KL"),
 ]
 #: Exceptions that mean the user asked for something that cannot be done: exit status 2.
 USER_ERRORS = (ValueError, TypeError, OSError, LookupError, ImportError)

@@ -6,7 +6,11 @@ from the SFT policy against that reward model, with the failure-mode monitors at
 before and after on held-out prompts against the known gold utility; write the report.
 
 ``--compare`` runs a baseline and the mitigations (length-debiased reward, a reward-model
-ensemble scored mean − k·std) on the same seeds and puts them side by side in one report.
+ensemble scored mean − k·std) on the same seeds and puts them side by side in one report: gold
+and proxy against √KL with seed bands and the gold peak marked, gold at equal KL, and per
+configuration the seed-mean end gold, peak gold and end proxy-minus-gold gap with their spread
+(:mod:`rlhf_gym.evaluation.frontier`). ``--seeds N`` runs each configuration on seeds ``seed`` ..
+``seed + N - 1`` (in ``<config>/seed<k>``; with one seed, in ``<config>``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class DemoConfig:
     quick: bool = field(default=False, metadata={"help": "tiny budgets everywhere (for tests)"})
     compare: bool = field(default=False, metadata={"help": "baseline vs mitigations, one report"})
     seed: int = field(default=0, metadata={"help": "seed of the reward model and PPO"})
+    seeds: int = field(
+        default=1, metadata={"help": "--compare: seeds per configuration (seed, seed+1, ...)",
+                             "min": 1},
+    )  # fmt: skip
     world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
     toy_dir: str = field(default="", metadata={"help": "toy-world cache root; empty: its default"})
     num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs", "min": 2})
@@ -101,8 +109,14 @@ def build_world(cfg: DemoConfig) -> Any:
     )
 
 
-def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
-    """Train, normalise and check one reward model; returns it with its figures."""
+def train_reward(
+    cfg: DemoConfig, artifacts: Any, seed: int, norm_samples: int = 0
+) -> tuple[Any, dict[str, float]]:
+    """Train, normalise and check one reward model; returns it with its figures.
+
+    ``norm_samples`` > 0 fits the scale on that many SFT samples and checks it on a quarter as
+    many (at least 64); 0 keeps :func:`normalise_on_policy`'s sizes (64 each with ``--quick``).
+    """
     from rlhf_gym.evaluation.calibration import reward_model_calibration
     from rlhf_gym.reward_models import RewardTrainingConfig, normalise_on_policy, train_reward_model
     from rlhf_gym.toy import GoldUtility, SimulatedLabeler
@@ -116,6 +130,8 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
     )
     world = artifacts.world
     samples = {"fit_samples": 64, "check_samples": 64} if cfg.quick else {}
+    if norm_samples:
+        samples = {"fit_samples": norm_samples, "check_samples": max(norm_samples // 4, 64)}
     checks = normalise_on_policy(
         rm,
         artifacts.load_sft_model(),
@@ -269,27 +285,73 @@ def compare_configs(cfg: DemoConfig) -> dict[str, DemoConfig]:
     }
 
 
+def run_comparison(cfg: DemoConfig, artifacts: Any, out: Path) -> Path:
+    """Every configuration of :func:`compare_configs` on each seed, then one report."""
+    from rlhf_gym.evaluation.report import RunSummary
+
+    trained: dict[int, Any] = {}
+    runs: dict[str, list[Any]] = {}
+    for name, base in compare_configs(cfg).items():
+        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+            folder = out / name if cfg.seeds == 1 else out / name / f"seed{seed}"
+            run_one(dataclasses.replace(base, seed=seed), artifacts, folder, trained)
+            runs.setdefault(name, []).append(RunSummary.from_json(folder))
+    return write_comparison(out, runs, title="RLHF on the toy world: mitigations")
+
+
+def write_comparison(out: Path, runs: dict[str, list[Any]], title: str) -> Path:
+    """The comparison report: the frontier over seeds, the final evaluations, training plots.
+
+    Args:
+        out: the report's folder.
+        runs: configuration name -> one :class:`RunSummary` per seed.
+        title: the report's title.
+    """
+    from rlhf_gym.evaluation.frontier import frontier_section, spread
+    from rlhf_gym.evaluation.plots import seed_band, write_plots
+    from rlhf_gym.evaluation.report import md_table, plot_section, write_files
+
+    histories = {name: [s.history for s in seeds] for name, seeds in runs.items()}
+    section = frontier_section(histories, out)
+    plots = write_plots({n: seed_band(h) if len(h) > 1 else h[0] for n, h in histories.items()},
+                        out)  # fmt: skip
+    overlaid = plots.pop("reward_vs_kl.png", None)  # per-step KL means: frontier.png replaces it
+    if overlaid is not None:
+        overlaid.unlink()
+    columns = ["proxy", "gold", "gap", "kl", "length", "distinct_2"]
+    finals = {name: [s.final() for s in seeds] for name, seeds in runs.items()}
+    rows = [[name, *((c.text() if (c := spread([f[k] for f in fs])) else None) for k in columns)]
+            for name, fs in finals.items()]  # fmt: skip
+    md = [f"# {title}", "", *section.markdown, "## Final evaluation", "",
+          "Each run's final policy on the held-out prompts (`--eval-samples` per prompt), mean "
+          "(min…max) over seeds; `gap` as above, from the evaluations before and after.", "",
+          md_table(["run", *columns], rows), "", *plot_section(plots)]  # fmt: skip
+    summary = {"title": title, **section.summary,
+               "runs": {name: [{"final": s.final(), "config": s.config, "history": s.history}
+                               for s in seeds] for name, seeds in runs.items()},
+               "plots": sorted({**plots, **section.plots})}  # fmt: skip
+    return write_files(out, "\n".join(md), summary, title)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo; prints where the report is."""
     cfg = dataclass_from_args(DemoConfig, args)
     if cfg.quick:
         cfg = dataclasses.replace(cfg, **QUICK)
+    if cfg.seeds > 1 and not cfg.compare:
+        raise ValueError(
+            f"--seeds {cfg.seeds} is for --compare; for seeds of one run, run demo once per "
+            "--seed and fold them with `rlhf-gym report RUN [RUN ...]`."
+        )
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print("[demo] toy world", flush=True)
     artifacts = build_world(cfg)
-    trained: dict[int, Any] = {}
     if cfg.compare:
-        from rlhf_gym.evaluation.report import RunSummary, write_comparison_report
-
-        runs = {}
-        for name, run_cfg in compare_configs(cfg).items():
-            run_one(run_cfg, artifacts, out / name, trained)
-            runs[name] = RunSummary.from_json(out / name)
-        report = write_comparison_report(out, runs, title="RLHF on the toy world: mitigations")
+        report = run_comparison(cfg, artifacts, out)
     else:
-        report = run_one(cfg, artifacts, out, trained)
+        report = run_one(cfg, artifacts, out, {})
     seconds = time.perf_counter() - start
     (out / "timing.json").write_text(json.dumps({"seconds": round(seconds, 1)}))
     print(f"[demo] done in {seconds:.0f} s; report: {report}", flush=True)

@@ -9,8 +9,12 @@ with plain ``from_pretrained``). It is then evaluated on held-out prompts as PPO
 (:func:`~rlhf_gym.evaluation.held_out.evaluate_policy`): on the toy world the gold utility, the
 KL to the SFT, length and diversity, next to the SFT's own figures; a ``--reward-model`` adds
 its proxy score. Your own policy is evaluated on ``--eval-prompts`` with ``--reward-model``
-(``--eval-samples 0`` skips the evaluation). Writes ``eval.json`` (and ``eval_start.json``,
-the starting policy's) and ``train_dpo.json`` (settings and training metrics).
+(``--eval-samples 0`` skips the evaluation; ``--reward gold`` scores a toy-language policy of
+your own with the toy world's gold utility too, as in ``train-ppo``). Writes ``eval.json`` (and
+``eval_start.json``, the starting policy's) and ``train_dpo.json`` (settings and training
+metrics). ``--curve-points N`` also evaluates the policy before training and at N evenly spaced
+optimiser steps, with ``--curve-samples`` per prompt, into ``curves.csv`` with train-ppo's
+columns (docs/metrics.md), so DPO has a curve against KL like the RL methods.
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlhf_gym.agents.dpo.config import DPOConfig
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
+from transformers import TrainerCallback
 
 FINAL_POLICY = Path("final") / "policy"
+#: Curve point i samples with seed 10 000 + i, as train-ppo's held-out evaluation of iteration i.
+CURVE_SEED = 10_000
 
 
 @dataclass
@@ -55,8 +63,22 @@ class TrainDPOConfig(DPOConfig):
         metadata={"help": "held-out prompts for your own policy (docs/data_formats.md); the "
                   "toy world uses its own", "path": True},
     )  # fmt: skip
+    reward: str = field(
+        default="",
+        metadata={"help": "'gold': score held-out samples with the toy world's gold utility "
+                  "(toy-language text only), as train-ppo's --reward gold; --reward-model, "
+                  "when given too, is the proxy and gold its own column"},
+    )  # fmt: skip
     eval_samples: int = field(
         default=64, metadata={"help": "held-out samples per prompt; 0: no evaluation", "min": 0}
+    )
+    curve_points: int = field(
+        default=0,
+        metadata={"help": "held-out evaluations at this many evenly spaced optimiser steps (and "
+                  "one before training), to curves.csv as train-ppo's; 0: none", "min": 0},
+    )  # fmt: skip
+    curve_samples: int = field(
+        default=32, metadata={"help": "held-out samples per prompt at each curve point", "min": 1}
     )
     max_new_tokens: int = field(
         default=48, metadata={"help": "longest sampled completion", "min": 1}
@@ -90,13 +112,17 @@ def check_pieces(cfg: TrainDPOConfig) -> None:
             f"--preferences {cfg.preferences} names your own data, so train-dpo takes nothing "
             "from the toy world: name the SFT policy to train with --policy MODEL."
         )
-    if cfg.policy and cfg.eval_samples:
+    if cfg.reward not in ("", "gold"):
+        raise ValueError(f"--reward must be 'gold' or empty, got {cfg.reward!r}.")
+    if cfg.policy and (cfg.eval_samples or cfg.curve_points):
+        scored = cfg.reward_model or cfg.reward
         missing = [f for f, v in (("--eval-prompts", cfg.eval_prompts),
-                                  ("--reward-model", cfg.reward_model)) if not v]  # fmt: skip
+                                  ("--reward-model", scored)) if not v]  # fmt: skip
         if missing:
             raise ValueError(
                 f"evaluating your own policy needs {' and '.join(missing)} (held-out prompts "
-                "and a reward model to score them); or pass --eval-samples 0 to skip it."
+                "and a reward model to score them, or --reward gold for toy-language text); or "
+                "pass --eval-samples 0 (and --curve-points 0) to skip it."
             )
 
 
@@ -109,8 +135,9 @@ def _sources(cfg: TrainDPOConfig) -> dict[str, Any]:
     if cfg.policy:
         tokenizer = load_tokenizer(cfg.policy)
         prompts = read_prompts(cfg.eval_prompts, tokenizer=tokenizer) if cfg.eval_prompts else []
+        gold = _toy_gold() if cfg.reward == "gold" else None
         return {"policy": cfg.policy, "tokenizer": tokenizer, "preferences": cfg.preferences,
-                "prompts": prompts, "gold": None}  # fmt: skip
+                "prompts": prompts, "gold": gold}  # fmt: skip
     from rlhf_gym.toy import toy_defaults
 
     toy = toy_defaults(cfg.toy_dir, world_seed=cfg.world_seed, progress=True)
@@ -123,6 +150,92 @@ def _sources(cfg: TrainDPOConfig) -> dict[str, Any]:
     }
 
 
+def _toy_gold() -> Any:
+    """The toy world's gold utility (imported on use, as train-ppo's)."""
+    from rlhf_gym.toy import GoldUtility
+
+    return GoldUtility()
+
+
+def _reward(cfg: TrainDPOConfig, src: dict[str, Any]) -> Any:
+    """What scores held-out samples: ``--reward-model``, else the gold utility."""
+    if not cfg.reward_model:
+        return src["gold"]
+    from rlhf_gym.reward_models import load_reward_model
+
+    return load_reward_model(cfg.reward_model, policy_tokenizer=src["tokenizer"])
+
+
+class HeldOutCurve(TrainerCallback):
+    """Evaluate the policy before training and at ``points`` evenly spaced optimiser steps.
+
+    One record per point with train-ppo's ``curves.csv`` keys (:func:`history_row`, ``step``
+    being the optimiser step and ``seconds`` the training time so far, evaluations excluded),
+    rewritten to ``path`` after each (rank 0 only).
+
+    Args:
+        evaluate: ``evaluate(model, i)`` -> the :class:`EvalResult` of curve point ``i``.
+        points: evaluations after the start.
+        path: the ``curves.csv`` to write.
+    """
+
+    def __init__(self, evaluate: Callable[[Any, int], Any], points: int, path: Path) -> None:
+        self.evaluate, self.points, self.path = evaluate, points, path
+        self.records: list[dict[str, Any]] = []
+        self._steps: set[int] = set()
+        self._train_seconds = self._clock = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Fix the steps to evaluate at; evaluate the starting policy."""
+        last = max(state.max_steps, 1)
+        self._steps = {max(1, round(k * last / self.points)) for k in range(1, self.points + 1)}
+        self._record(state, kwargs["model"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Evaluate at the chosen steps."""
+        if state.global_step in self._steps:
+            self._record(state, kwargs["model"])
+
+    def _record(self, state: Any, model: Any) -> None:
+        from rlhf_gym.evaluation.callbacks import history_row
+        from rlhf_gym.training.loop import write_curves
+
+        if not state.is_world_process_zero:
+            return
+        if self.records:
+            self._train_seconds += time.perf_counter() - self._clock
+        training = model.training
+        result = self.evaluate(model, len(self.records))
+        model.train(training)  # the evaluation leaves the model in eval mode
+        self.records.append(
+            {
+                "step": state.global_step,
+                "epoch": float(state.epoch or 0.0),
+                "seconds": round(self._train_seconds, 2),
+                **history_row(result),
+            }
+        )
+        write_curves(self.path, self.records)
+        self._clock = time.perf_counter()
+
+
+def held_out_curve(cfg: TrainDPOConfig, src: dict[str, Any], reward: Any) -> HeldOutCurve:
+    """The ``--curve-points`` callback: :func:`evaluate_policy` against the starting policy."""
+    from rlhf_gym.evaluation.held_out import evaluate_policy
+    from rlhf_gym.lm.loading import load_causal_lm
+
+    reference = load_causal_lm(src["policy"])  # loaded once, not at every point
+
+    def evaluate(model: Any, index: int) -> Any:
+        return evaluate_policy(
+            model, src["tokenizer"], src["prompts"], reward, gold=src["gold"],
+            reference=reference, num_samples_per_prompt=cfg.curve_samples,
+            max_new_tokens=cfg.max_new_tokens, seed=CURVE_SEED + index,
+        )  # fmt: skip
+
+    return HeldOutCurve(evaluate, cfg.curve_points, Path(cfg.output_dir) / "curves.csv")
+
+
 def save_policy(model: Any, tokenizer: Any, folder: Path) -> Path:
     """Save weights, tokenizer and a generation config that stops on the env's stop ids."""
     from rlhf_gym.lm.loading import generation_config
@@ -133,7 +246,7 @@ def save_policy(model: Any, tokenizer: Any, folder: Path) -> Path:
     return folder
 
 
-def _train(cfg: TrainDPOConfig, src: dict[str, Any]) -> Any:
+def _train(cfg: TrainDPOConfig, src: dict[str, Any], callbacks: list[Any]) -> Any:
     """Load split ``--split`` of the pairs, train, print the held-out implicit-reward figures."""
     from rlhf_gym.agents.dpo import train_dpo
     from rlhf_gym.reward_models.data import load_preferences
@@ -141,7 +254,8 @@ def _train(cfg: TrainDPOConfig, src: dict[str, Any]) -> Any:
     data = load_preferences(src["preferences"], split=cfg.split, tokenizer=src["tokenizer"])
     start = time.perf_counter()
     trained = train_dpo(src["policy"], data, tokenizer=src["tokenizer"], config=cfg,
-                        output_dir=str(Path(cfg.output_dir) / "logs"))  # fmt: skip
+                        output_dir=str(Path(cfg.output_dir) / "logs"),
+                        callbacks=callbacks)  # fmt: skip
     seconds = time.perf_counter() - start
     m = trained.metrics
     print(
@@ -169,13 +283,10 @@ def _write(out: Path, name: str, result: Any, policy: str) -> None:
     (out / name).write_text(json.dumps(data, indent=2))
 
 
-def evaluate_both(cfg: TrainDPOConfig, src: dict[str, Any], folder: Path) -> dict[str, Any]:
+def evaluate_both(
+    cfg: TrainDPOConfig, src: dict[str, Any], folder: Path, reward: Any
+) -> dict[str, Any]:
     """Evaluate the trained policy and its start alike; print both; write their JSON files."""
-    reward = src["gold"]
-    if cfg.reward_model:
-        from rlhf_gym.reward_models import load_reward_model
-
-        reward = load_reward_model(cfg.reward_model, policy_tokenizer=src["tokenizer"])
     after = _evaluate(cfg, src, str(folder), reward)
     before = _evaluate(cfg, src, src["policy"], reward)
     out = Path(cfg.output_dir)
@@ -206,12 +317,14 @@ def run(args: argparse.Namespace) -> int:
     """Train, save, evaluate; returns the exit status."""
     cfg = dataclass_from_args(TrainDPOConfig, args)
     src = _sources(cfg)  # a missing piece fails here, before any training
+    reward = _reward(cfg, src) if cfg.eval_samples or cfg.curve_points else None
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trained, seconds = _train(cfg, src)
+    curve = [held_out_curve(cfg, src, reward)] if cfg.curve_points else []
+    trained, seconds = _train(cfg, src, curve)
     folder = save_policy(trained.model, src["tokenizer"], out / FINAL_POLICY)
     print(f"saved the policy to {folder} (loads with AutoModelForCausalLM.from_pretrained)")
-    figures = evaluate_both(cfg, src, folder) if cfg.eval_samples else {}
+    figures = evaluate_both(cfg, src, folder, reward) if cfg.eval_samples else {}
     record = {
         "world": "own" if cfg.policy else "toy",
         "config": asdict(cfg),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,7 +19,7 @@ from rlhf_gym.reward_models.data import load_preferences
 from rlhf_gym.reward_models.pipeline import split_rows
 from rlhf_gym.reward_models.trainer import CSVLogCallback, progress_bars_on, training_arguments
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, TrainerCallback
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def train_dpo(
     config: DPOConfig | None = None,
     eval_fraction: float | None = None,
     output_dir: str | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainedDPO:
     """Train ``policy`` with DPO on ``preferences``, against itself before training as reference.
 
@@ -59,6 +61,8 @@ def train_dpo(
         config: optimisation settings.
         eval_fraction: share of pairs held out; None takes ``config.eval_fraction``.
         output_dir: the Trainer's log folder (a temp dir by default; no checkpoints written).
+        callbacks: more ``transformers.TrainerCallback``s (say, a held-out evaluation at some
+            steps: ``train-dpo --curve-points``); they see the policy as ``model``.
 
     Returns:
         The trained model and metrics: the held-out ``eval_loss`` and ``eval_dpo/...`` implicit
@@ -78,7 +82,8 @@ def train_dpo(
     _check_length(model, config.max_length)
     for part in (train_rows, eval_rows):  # the reference is the policy before any update
         add_reference_logprobs(model, part, tokenizer.pad_token_id)
-    metrics = _fit(model, tokenizer.pad_token_id, train_rows, eval_rows, config, output_dir)
+    metrics = _fit(model, tokenizer.pad_token_id, train_rows, eval_rows, config, output_dir,
+                   callbacks)  # fmt: skip
     metrics.update(train_pairs=len(train_rows), eval_pairs=len(eval_rows))
     logger.info("DPO trained: %s", metrics)
     return TrainedDPO(model.eval(), metrics)
@@ -87,15 +92,16 @@ def train_dpo(
 def _fit(
     model: nn.Module, pad_id: int, train_rows: list[dict[str, Any]],
     eval_rows: list[dict[str, Any]], config: DPOConfig, output_dir: str | None,
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> dict[str, float]:  # fmt: skip
     """Run the Trainer; return the final held-out metrics and the process count."""
     args = training_arguments(config, output_dir, epochs=config.dpo_epochs)
     csv_log = [CSVLogCallback(Path(args.output_dir) / "log.csv")] if config.report_to == "csv" \
-        else None  # fmt: skip
+        else []  # fmt: skip
     trainer = DPOTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
         data_collator=DPOCollator(pad_id), compute_metrics=held_out_metrics,
-        beta=config.kl_coef, callbacks=csv_log,
+        beta=config.kl_coef, callbacks=[*csv_log, *callbacks] or None,
     )  # fmt: skip
     console = (contextlib.nullcontext() if config.print_logs
                else contextlib.redirect_stdout(io.StringIO()))  # fmt: skip

@@ -1,0 +1,398 @@
+"""Compare PPO, GRPO, RLOO and DPO on the toy world over several seeds, in one report.
+
+Per seed, one reward model is trained (as ``demo`` trains it); then each method runs as a process
+of its own from the same SFT policy, also every method's reference: ``train-ppo --algo
+ppo|grpo|rloo`` against that reward model with one budget of token slots (``--iterations`` x
+``--num-envs`` x ``--max-new-tokens``; GRPO's and RLOO's groups are rows of ``--num-envs``), and
+``train-dpo`` on the pairs the reward model was trained on (the same seeded split). One held-out
+evaluation measures all (``--curve-samples`` per prompt; proxy = the seed's reward model, gold,
+KL to the SFT) after each RL iteration and at ``--dpo-curve-points`` DPO steps. Wall time is the
+parent's clock, peak memory each process's own (:func:`measured`). ``--output-dir`` gets
+report.md/html, summary.json, timing.json and frontier.png (docs/compare_methods.md); each run's
+folder is ``OUTPUT_DIR/<method>/seed<k>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
+from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
+
+METHODS = ("ppo", "grpo", "rloo", "dpo")
+PROC_STATUS = "/proc/self/status"
+#: What the idle child imports: every run imports at least these.
+IDLE_IMPORTS = ("rlhf_gym.training.builders", "rlhf_gym.agents.group", "rlhf_gym.agents.dpo")
+#: A run's interpreter: :func:`measured` runs its rlhf-gym command and writes its peak memory.
+CHILD = (
+    "import sys; from rlhf_gym.scripts.compare_methods import measured; "
+    "sys.exit(measured(sys.argv[1:]))"
+)
+
+
+@dataclass
+class CompareMethodsConfig:
+    """Command-line settings of ``rlhf-gym compare-methods``."""
+
+    output_dir: str = field(default="runs/compare_methods", metadata={"help": "report folder"})
+    quick: bool = field(default=False, metadata={"help": "tiny budgets everywhere (for tests)"})
+    methods: str = field(default="ppo,grpo,rloo,dpo", metadata={"help": "comma-separated"})
+    seeds: int = field(default=3, metadata={"help": "seeds per method", "min": 1})
+    seed: int = field(default=0, metadata={"help": "first seed (then seed+1, ...)"})
+    world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
+    toy_dir: str = field(default="", metadata={"help": "toy-world cache root; empty: its default"})
+    num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs", "min": 2})
+    rm_epochs: float = field(default=2, metadata={"help": "reward-model epochs", "min": 0.0})
+    norm_samples: int = field(default=2048, metadata={"help": "SFT samples: RM scale", "min": 2})
+    iterations: int = field(default=20, metadata={"help": "RL iterations", "min": 1})
+    num_envs: int = field(default=32, metadata={"help": "RL rollout rows", "min": 1})
+    max_new_tokens: int = field(default=48, metadata={"help": "completion budget", "min": 1})
+    group_size: int = field(default=4, metadata={"help": "GRPO/RLOO group size", "min": 2})
+    learning_rate: float = field(default=1e-4, metadata={"help": "RL learning rate", "min": 0.0})
+    batch_size: int = field(default=8, metadata={"help": "RL sequences per minibatch", "min": 1})
+    kl_coef: float = field(
+        default=DEFAULT_KL_COEF, metadata={"help": "PPO, RLOO: starting beta", "min": 0.0}
+    )
+    kl_target: float = field(
+        default=6.0, metadata={"help": "PPO, RLOO: adaptive KL target (nats)", "min": 1e-9}
+    )
+    grpo_beta: float = field(default=0.04, metadata={"help": "GRPO: loss's beta", "min": 0.0})
+    dpo_beta: float = field(default=0.5, metadata={"help": "DPO: beta", "min": 0.0})
+    dpo_learning_rate: float = field(default=5e-4, metadata={"help": "DPO: lr", "min": 0.0})
+    dpo_epochs: float = field(default=2.0, metadata={"help": "DPO: epochs", "min": 0.0})
+    dpo_curve_points: int = field(
+        default=8, metadata={"help": "DPO: held-out evaluations along training", "min": 1}
+    )
+    curve_samples: int = field(
+        default=8, metadata={"help": "held-out samples per prompt at each evaluation", "min": 1}
+    )
+    samples: int = field(default=3, metadata={"help": "prompts sampled in the report", "min": 1})
+    jobs: int = field(default=2, metadata={"help": "runs at once", "min": 1})
+    threads: int = field(default=1, metadata={"help": "torch threads a run; 0: torch's", "min": 0})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+
+#: ``--quick``: tiny budgets on demo's small quick world (its cache entry).
+QUICK = {"num_pairs": 200, "rm_epochs": 1, "norm_samples": 64, "iterations": 2, "num_envs": 8,
+         "max_new_tokens": 16, "batch_size": 4, "dpo_curve_points": 2, "curve_samples": 2,
+         "samples": 2}  # fmt: skip
+CONFIG = CompareMethodsConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per :class:`CompareMethodsConfig` field."""
+    add_dataclass_arguments(parser, CompareMethodsConfig)
+
+
+def methods_of(cfg: CompareMethodsConfig) -> list[str]:
+    """The ``--methods`` list, checked before any work.
+
+    Raises:
+        ValueError: for an unknown or repeated method, or rows that do not split into groups.
+        OSError: off Linux, where a run's peak memory cannot be read.
+    """
+    names = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(METHODS))
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"--methods {cfg.methods!r}: name each of {', '.join(METHODS)} once.")
+    if not Path(PROC_STATUS).is_file():
+        raise OSError(f"no {PROC_STATUS}: compare-methods reads peak memory there (Linux only).")
+    if {"grpo", "rloo"} & set(names) and cfg.num_envs % cfg.group_size:
+        raise ValueError(f"--num-envs {cfg.num_envs} is not a multiple of --group-size "
+                         f"{cfg.group_size}: GRPO and RLOO take whole groups.")  # fmt: skip
+    return names
+
+
+def write_prompts(artifacts: Any, out: Path) -> dict[str, Path]:
+    """The SFT folder, the pairs, and the prompts as text files (one a line) for the runs."""
+    folder = out / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.txt").write_text("\n".join(artifacts.world.train_prompts) + "\n")
+    (folder / "heldout.txt").write_text("\n".join(artifacts.world.heldout_prompts) + "\n")
+    return {"sft": artifacts.sft_dir, "pairs": artifacts.preferences_path,
+            "train": folder / "train.txt", "heldout": folder / "heldout.txt"}  # fmt: skip
+
+
+def demo_config(cfg: CompareMethodsConfig, seed: int) -> Any:
+    """The demo settings its toy-world and reward-model stages read."""
+    from rlhf_gym.scripts.demo import DemoConfig
+
+    return DemoConfig(quick=cfg.quick, seed=seed, world_seed=cfg.world_seed, toy_dir=cfg.toy_dir,
+                      num_pairs=cfg.num_pairs, rm_epochs=cfg.rm_epochs,
+                      max_new_tokens=cfg.max_new_tokens, device=cfg.device)  # fmt: skip
+
+
+def train_reward_models(cfg: CompareMethodsConfig, artifacts: Any, out: Path) -> dict[int, Any]:
+    """One reward model per seed, trained and checked as demo does, saved for the runs."""
+    from rlhf_gym.scripts.demo import train_reward
+
+    figures = {}
+    for seed in seeds_of(cfg):
+        print(f"[compare] reward model, seed {seed}", flush=True)
+        rm, figures[seed] = train_reward(demo_config(cfg, seed), artifacts, seed, cfg.norm_samples)
+        folder = out / "reward_models" / f"seed{seed}"
+        rm.save_pretrained(folder)
+        calibration = figures[seed].pop("calibration")  # its bins, for `rlhf-gym report`
+        (folder / "calibration.json").write_text(json.dumps(calibration))
+    return figures
+
+
+def seeds_of(cfg: CompareMethodsConfig) -> list[int]:
+    """``--seed`` .. ``--seed + --seeds - 1``."""
+    return [cfg.seed + i for i in range(cfg.seeds)]
+
+
+def command(cfg: CompareMethodsConfig, method: str, seed: int, world: dict[str, Path],
+            out: Path) -> list[str]:  # fmt: skip
+    """One run's ``rlhf-gym`` arguments: ``train-ppo --algo method`` or ``train-dpo``.
+
+    ``--reward gold`` beside ``--reward-model`` makes gold a curve column (the model is the
+    reward). DPO's pairs are the reward model's: the same file, split with the same seed.
+    """
+    from rlhf_gym.training.sources import TOY_PROMPT_TOKENS
+
+    flags: dict[str, Any] = {
+        "policy": world["sft"], "eval_prompts": world["heldout"], "reward": "gold",
+        "reward_model": out / "reward_models" / f"seed{seed}", "seed": seed,
+        "output_dir": out / method / f"seed{seed}", "max_new_tokens": cfg.max_new_tokens,
+        "curve_samples": cfg.curve_samples,
+    }  # fmt: skip
+    if method == "dpo":
+        flags.update(preferences=world["pairs"], kl_coef=cfg.dpo_beta, eval_samples=0,
+                     learning_rate=cfg.dpo_learning_rate, dpo_epochs=cfg.dpo_epochs,
+                     curve_points=cfg.dpo_curve_points, print_logs=False)  # fmt: skip
+        return ["train-dpo", *as_flags(flags)]
+    flags.update(algo=method, prompts=world["train"], max_prompt_tokens=TOY_PROMPT_TOKENS,
+                 iterations=cfg.iterations, num_envs=cfg.num_envs, batch_size=cfg.batch_size,
+                 learning_rate=cfg.learning_rate, device=cfg.device, kl_target=cfg.kl_target,
+                 kl_coef=cfg.grpo_beta if method == "grpo" else cfg.kl_coef,
+                 adaptive_kl=method != "grpo")  # fmt: skip
+    if method != "ppo":
+        flags["group_size"] = cfg.group_size
+    return ["train-ppo", *as_flags(flags)]
+
+
+def as_flags(flags: dict[str, Any]) -> list[str]:
+    """``{"num_envs": 8}`` -> ``["--num-envs", "8"]``; booleans as ``true``/``false``."""
+    shown = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items()}
+    return [part for k, v in shown.items() for part in ("--" + k.replace("_", "-"), v)]
+
+
+class Job(NamedTuple):
+    """One child process: its name, ``rlhf-gym`` arguments (none: the idle floor), log file."""
+
+    name: tuple[str, int]
+    args: list[str]
+    log: Path
+
+
+class Usage(NamedTuple):
+    """What one child cost: wall seconds, peak resident memory (MiB), exit status."""
+
+    wall_s: float
+    peak_rss_mib: float
+    returncode: int
+
+
+def measured(argv: list[str]) -> int:
+    """Child side: run ``rlhf-gym argv[1:]``, then write this program's peak RSS to ``argv[0]``.
+
+    With no command it only imports what a run imports: the floor under every run's memory.
+    The peak is ``VmHWM`` (KiB) of /proc/self/status, the high-water mark of this program's own
+    memory: ``ru_maxrss`` (``getrusage``, ``os.wait4``) would not do, as Linux carries the
+    parent's high-water mark across fork and exec into the child.
+    """
+    path, args = Path(argv[0]), argv[1:]
+    if args:
+        from rlhf_gym.scripts.cli import main
+
+        status = main(args)
+    else:
+        for module in IDLE_IMPORTS:
+            importlib.import_module(module)
+        status = 0
+    with open(PROC_STATUS, encoding="utf-8") as handle:
+        path.write_text(next(line.split()[1] for line in handle if line.startswith("VmHWM:")))
+    return status
+
+
+def run_measured(job: Job, env: dict[str, str]) -> Usage:
+    """Run ``job`` in a fresh interpreter to its end: its wall time and its own peak RSS."""
+    peak = job.log.with_suffix(".peak_kib")
+    peak.unlink(missing_ok=True)  # never read an earlier run's
+    argv = [sys.executable, "-c", CHILD, str(peak), *job.args]
+    start = time.perf_counter()
+    with open(job.log, "w", encoding="utf-8") as log:
+        status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    kib = float(peak.read_text()) if peak.is_file() else float("nan")
+    return Usage(time.perf_counter() - start, kib / 1024, status)
+
+
+def child_env(cfg: CompareMethodsConfig) -> dict[str, str]:
+    """The runs' environment: ``--threads`` torch threads; ``--device cpu`` hides GPUs (DPO too)."""
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+    if cfg.threads:
+        env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
+    if cfg.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def run_jobs(jobs: list[Job], workers: int, env: dict[str, str]) -> dict[tuple[str, int], Usage]:
+    """Run the jobs, ``workers`` at a time; the first failure stops the rest and raises.
+
+    Raises:
+        RuntimeError: naming the failed run, its exit status and the end of its log.
+    """
+    results = {}
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(run_measured, job, env): job for job in jobs}
+        for future in as_completed(futures):
+            job, usage = futures[future], future.result()
+            print(f"[compare] {job.name[0]} seed {job.name[1]}: {usage.wall_s:.0f} s, "
+                  f"peak {usage.peak_rss_mib:.0f} MiB", flush=True)  # fmt: skip
+            if usage.returncode:
+                for pending in futures:
+                    pending.cancel()
+                tail = job.log.read_text(encoding="utf-8")[-2000:]
+                raise RuntimeError(f"{job.name[0]} seed {job.name[1]} exited with "
+                                   f"{usage.returncode}; {job.log} ends with:\n{tail}")  # fmt: skip
+            results[job.name] = usage
+    return results
+
+
+def plan(cfg: CompareMethodsConfig, methods: list[str], world: dict[str, Path],
+         out: Path) -> list[Job]:  # fmt: skip
+    """Every (method, seed) run, and the idle child."""
+    jobs = []
+    for method in methods:
+        for seed in seeds_of(cfg):
+            (out / method / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+            log = out / method / f"seed{seed}" / "run.log"
+            jobs.append(Job((method, seed), command(cfg, method, seed, world, out), log))
+    return [*jobs, Job(("idle", 0), [], out / "idle.log")]
+
+
+def sample_rows(cfg: CompareMethodsConfig, artifacts: Any, out: Path,
+                methods: list[str]) -> list[list[Any]]:  # fmt: skip
+    """One held-out completion per prompt of the SFT and each method's first seed, scored alike."""
+    from rlhf_gym.evaluation.held_out import evaluate_policy
+    from rlhf_gym.reward_models import load_reward_model
+    from rlhf_gym.toy import GoldUtility
+    from rlhf_gym.training.outputs import find_policy
+
+    tokenizer = artifacts.load_tokenizer()
+    rm = load_reward_model(out / "reward_models" / f"seed{cfg.seed}", policy_tokenizer=tokenizer)
+    policies = {"sft": str(artifacts.sft_dir)}
+    policies.update({m: find_policy(out / m / f"seed{cfg.seed}") for m in methods})
+    prompts = artifacts.world.heldout_prompts[: cfg.samples]  # at most the 8 there are
+    alike = {"gold": GoldUtility(), "reference": str(artifacts.sft_dir), "seed": cfg.seed,
+             "max_new_tokens": cfg.max_new_tokens, "device": cfg.device}  # fmt: skip
+    results = {n: evaluate_policy(p, tokenizer, prompts, rm, **alike) for n, p in policies.items()}
+    return [[r.prompts[i], name, r.completions[i], r.scores[i], r.gold[i], r.kl[i]]
+            for i in range(len(prompts)) for name, r in results.items()]  # fmt: skip
+
+
+def budget_row(cfg: CompareMethodsConfig, method: str, out: Path) -> list[Any]:
+    """What a method was given: token slots (RL) or training pairs (DPO), and its KL."""
+    if method == "dpo":
+        record = json.loads((out / "dpo" / f"seed{cfg.seed}" / "train_dpo.json").read_text())
+        pairs = record["metrics"]["train_pairs"]
+        return [method, f"{pairs} pairs (the RM's training split) x {cfg.dpo_epochs:g} epochs",
+                f"beta {cfg.dpo_beta:g} (implicit), lr {cfg.dpo_learning_rate:g}"]  # fmt: skip
+    k = 1 if method == "ppo" else cfg.group_size
+    slots = cfg.num_envs * cfg.max_new_tokens * cfg.iterations
+    kl = (f"beta {cfg.grpo_beta:g}, k3 in the loss" if method == "grpo" else
+          f"beta from {cfg.kl_coef:g} in the reward, adaptive to KL {cfg.kl_target:g}")  # fmt: skip
+    return [method, f"{slots} token slots: {cfg.iterations} rollouts x {cfg.num_envs} rows "
+            f"({cfg.num_envs // k} prompts x {k}) x {cfg.max_new_tokens}, lr "
+            f"{cfg.learning_rate:g}", kl]  # fmt: skip
+
+
+def write_comparison(cfg: CompareMethodsConfig, out: Path, methods: list[str], artifacts: Any,
+                     usage: dict[tuple[str, int], Usage], rm: dict[int, Any]) -> Path:  # fmt: skip
+    """The report: budgets, frontier, gold at equal KL, figures, reward models, samples."""
+    from rlhf_gym.evaluation.frontier import frontier_section
+    from rlhf_gym.evaluation.report import md_table, write_files
+    from rlhf_gym.evaluation.run_report import read_history
+
+    idle = usage[("idle", 0)].peak_rss_mib
+    extra = {m: [{"wall_s": usage[m, s].wall_s, "peak_rss_mib": usage[m, s].peak_rss_mib,
+                  "over_idle_mib": usage[m, s].peak_rss_mib - idle} for s in seeds_of(cfg)]
+             for m in methods}  # fmt: skip
+    columns = [("wall_s", "wall s"), ("peak_rss_mib", "peak RSS MiB"),
+               ("over_idle_mib", "RSS over idle MiB")]  # fmt: skip
+    runs = {m: [read_history(out / m / f"seed{s}") for s in seeds_of(cfg)] for m in methods}
+    section = frontier_section(runs, out, extra=extra, extra_columns=columns)
+    rm_rows = [[s, f["rm_accuracy"], f["bayes_accuracy"], f.get("spearman_gold"), f["rm_seconds"]]
+               for s, f in rm.items()]  # fmt: skip
+    title = "PPO, GRPO, RLOO and DPO on the toy world"
+    md = [f"# {title}", "", f"{cfg.seeds} seed(s) from {cfg.seed}, each method from the same "
+          "SFT policy (also the reference), evaluated alike on the held-out prompts; "
+          f"{cfg.jobs} run(s) at once, {cfg.threads or 'default'} thread(s) each. An idle child "
+          f"with the same libraries peaks at {idle:.0f} MiB.", "", "## Budgets", "",
+          md_table(["method", "budget", "KL"], [budget_row(cfg, m, out) for m in methods]), "",
+          *section.markdown, "## Reward models (one per seed)", "",
+          md_table(["seed", "held-out accuracy", "Bayes ceiling", "Spearman with gold", "s"],
+                   rm_rows), "", "## Held-out samples (first seed)", "",
+          md_table(["prompt", "policy", "completion", "proxy", "gold", "KL"],
+                   sample_rows(cfg, artifacts, out, methods)), "", "## Settings", "",
+          md_table(["setting", "value"], sorted(dataclasses.asdict(cfg).items())), ""]  # fmt: skip
+    summary = {"title": title, "config": dataclasses.asdict(cfg), "idle_rss_mib": idle,
+               "reward_models": rm, **section.summary}  # fmt: skip
+    return write_files(out, "\n".join(md), summary, title)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reward models, then every (method, seed) run as a child process, then the report."""
+    from rlhf_gym.scripts.demo import build_world
+
+    cfg = dataclass_from_args(CompareMethodsConfig, args)
+    if cfg.quick:
+        cfg = dataclasses.replace(cfg, **QUICK)
+    methods = methods_of(cfg)  # a bad list fails here, before any work
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = [time.perf_counter()]
+
+    def lap() -> float:  # seconds since the previous lap, for timing.json
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 1)
+
+    print("[compare] toy world", flush=True)
+    artifacts = build_world(demo_config(cfg, cfg.seed))
+    world = write_prompts(artifacts, out)
+    timing = {"world_s": lap()}
+    rm = train_reward_models(cfg, artifacts, out)
+    timing["reward_models_s"] = lap()
+    jobs = plan(cfg, methods, world, out)
+    print(f"[compare] {len(jobs) - 1} runs, {cfg.jobs} at once", flush=True)
+    usage = run_jobs(jobs, cfg.jobs, child_env(cfg))
+    timing["runs_s"] = lap()
+    report = write_comparison(cfg, out, methods, artifacts, usage, rm)
+    timing.update(report_s=lap(), seconds=round(clock[-1] - clock[0], 1))
+    (out / "timing.json").write_text(json.dumps(timing))
+    print(f"[compare] done in {timing['seconds']:.0f} s; report: {report}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python scripts/compare_methods.py --help``."""
+    from rlhf_gym.scripts.cli import run_script
+
+    return run_script("rlhf_gym.scripts.compare_methods", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
