@@ -4,7 +4,8 @@
 :mod:`rlhf_gym.toy.parse`. The data distribution is deliberately mixed so a policy trained on it
 leaves room for RL: each review draws a *mood* (negative to positive), 1-4 sentences, and each
 sentence is about the item, one of its attributes, a neutral filler, or something off-topic
-(another item, another category's attribute, the weather...).
+(the weather, the traffic, my dog...). The parser and the gold utility also know reviews that
+wander to other items or other categories' attributes; the world's own reviewers never do.
 
 Train and held-out prompts split the items: a seeded ``heldout_fraction`` of the items of every
 category is held out (at least one per category), so held-out prompts name items no preference
@@ -33,10 +34,6 @@ for _adj, _val in lx.ADJECTIVES.items():
 
 
 _INTENSIFIERS = list(lx.INTENSIFIERS)
-_OTHER_ATTRS = {
-    cat: [a for c, (_, attrs) in lx.CATEGORIES.items() if c != cat for a in attrs]
-    for cat in lx.CATEGORIES
-}
 
 
 def _pick(rng: np.random.Generator, seq: list[str] | tuple[str, ...]) -> str:
@@ -144,12 +141,6 @@ class ToyWorld:
     def _subject(self, item: str, off_topic: bool, rng: np.random.Generator) -> list[str]:
         category = self.category_of[item]
         if off_topic:
-            r = rng.random()
-            if r < 0.4:
-                other = _pick(rng, self.items)
-                return ["the", other] if other != item else ["the", "weather"]
-            if r < 0.6:
-                return [_pick(rng, ("the", "its")), _pick(rng, _OTHER_ATTRS[category])]
             return [_pick(rng, ("the", "my")), _pick(rng, lx.OFF_TOPIC_NOUNS)]
         r = rng.random()
         if r < 0.4:

@@ -111,6 +111,10 @@ FILLERS: tuple[str, ...] = (
 END_MARKS: tuple[str, ...] = (".", "!")
 JOINERS: tuple[str, ...] = ("and", "but")
 
+#: Words of a review's star rating in the corpus (after its EOS): ``<1-5> stars``.
+RATING_WORDS: tuple[str, ...] = ("1", "2", "3", "4", "5")
+RATING_UNIT = "stars"
+
 #: Special tokens of the tokenizer: pad, end of sequence, unknown word.
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 
@@ -140,6 +144,7 @@ def vocabulary() -> list[str]:
     words.update(ADJECTIVES, INTENSIFIERS, COPULAS_SINGULAR, COPULAS_PLURAL, OFF_TOPIC_NOUNS)
     words.update(OPINION_VERBS, END_MARKS, JOINERS)
     words.update(("the", "its", "it", "my", "not", "i", "would", "recommend", ","))
+    words.update((*RATING_WORDS, RATING_UNIT))
     for sentence in FILLERS:
         words.update(sentence.split())
     return sorted(words)

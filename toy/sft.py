@@ -1,8 +1,11 @@
 """The toy SFT policy: a tiny GPT-2 trained on world samples, and batched pure sampling from it.
 
 The model is a plain ``GPT2LMHeadModel`` with all dropout off (policy, reference and reward
-models must be deterministic). Each training sequence is ``prompt + completion + <eos>``; the
-loss is taken on the completion tokens and the EOS only (the prompt is given, never generated).
+models must be deterministic). Each training sequence is a corpus record
+``prompt + completion + <eos> + rating`` (:mod:`rlhf_gym.toy.rating`); the loss is taken on the
+completion, the EOS and the rating (the prompt is given, never generated). Sampling stops at the
+EOS, so the policy never writes a rating, but predicting one makes its hidden state at the EOS
+track how good the review is, the feature a pretrained LM hands a real reward model.
 Training data is drawn fresh from the world's seeded sampler over *all* items, so the policy can
 write about held-out items too. The model is saved with ``save_pretrained`` (safetensors), so plain
 ``AutoModelForCausalLM.from_pretrained(dir)`` loads it.
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from rlhf_gym.lm.sampling import sample_completions as shared_sample_completions
 from rlhf_gym.toy.grammar import ToyWorld
+from rlhf_gym.toy.rating import site_rating
 from rlhf_gym.toy.sft_config import SFTConfig
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
@@ -44,11 +48,16 @@ def make_model(config: SFTConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMH
 
 
 def _collate(
-    tokenizer: PreTrainedTokenizerBase, prompt_ids: list[list[int]], completion_ids: list[list[int]]
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    rating_ids: list[list[int]],
 ) -> dict[str, torch.Tensor]:
-    """A right-padded batch with labels only on completion tokens and the EOS."""
+    """A right-padded batch with labels on the completion, the EOS and the rating after it."""
     eos = tokenizer.eos_token_id
-    rows = [p + c + [eos] for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    rows = [
+        p + c + [eos] + r for p, c, r in zip(prompt_ids, completion_ids, rating_ids, strict=True)
+    ]
     n, width = len(rows), max(map(len, rows))
     input_ids = torch.full((n, width), tokenizer.pad_token_id, dtype=torch.long)
     labels = torch.full((n, width), -100, dtype=torch.long)
@@ -70,15 +79,18 @@ def _batches(
     """
     while True:
         prompts, completions = world.sample(config.batch_size * BUCKET_ROUNDS, rng)
+        ratings = [site_rating(p, c, rng) for p, c in zip(prompts, completions, strict=True)]
         prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
+        rating_ids = tokenizer(ratings, add_special_tokens=False)["input_ids"]
         lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids, strict=True)]
         order = np.argsort(lengths, kind="stable")
         chunks = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
         for k in rng.permutation(len(chunks)):
             idx = chunks[k]
             batch_prompts = [prompt_ids[i] for i in idx]
-            yield _collate(tokenizer, batch_prompts, [completion_ids[i] for i in idx])
+            completions_ = [completion_ids[i] for i in idx]
+            yield _collate(tokenizer, batch_prompts, completions_, [rating_ids[i] for i in idx])
 
 
 def train_sft(
