@@ -7,15 +7,26 @@ token, KL terms, scores at the end). The baseline is the cheapest way to get the
 outside an env: ``model.generate`` then one full forward of the reference. EOS is suppressed on
 both sides so every row writes exactly ``T`` tokens.
 
+The env's own floor is printed beside it: two bare cached HF forwards per token (policy, then
+reference, a ``DynamicCache`` each, no env), the least any env pays that returns r_t from
+``step()``. Per T: env / floor, the per-token times, the process's peak RSS so far and the
+1-minute load average (the runs share the machine); at the end, how the per-token cost at the
+largest T compares with the smallest (linear in T: close to 1). The env, floor and baseline runs
+alternate within each repeat, so a change of load hits all three alike.
+
     python benchmarks/bench_env.py --device auto            # B=32, T=48, then 96 and 192
-    python benchmarks/bench_env.py --model tiny --device cpu
+    python benchmarks/bench_env.py --model tiny --device cpu --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import resource
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +98,7 @@ def env_path(vec: TextGenerationVectorEnv, policy, steps: int, seed: int) -> Non
         vec.set_policy_logprobs(logp.gather(1, actions[:, None])[:, 0].cpu().numpy())
         vec.step(actions.cpu().numpy())
         if t + 1 < steps:
-            logits = runner.advance([[int(a)] for a in actions.tolist()]).logits
+            logits = runner.advance_one(actions).logits
 
 
 @torch.no_grad()
@@ -132,23 +143,79 @@ def per_token_floor(tok, policy, reference, prompts: list[str], steps: int, devi
         _ = torch.log_softmax(out_r.logits[:, -1].float(), dim=-1).gather(1, actions)
         mask = torch.cat([mask, torch.ones_like(actions)], dim=1)
         out_p = policy(input_ids=actions, attention_mask=mask, cache=out_p.cache, use_cache=True)
-        out_r = reference(
-            input_ids=actions, attention_mask=mask, cache=out_r.cache, use_cache=True
-        )
+        out_r = reference(input_ids=actions, attention_mask=mask, cache=out_r.cache, use_cache=True)
 
 
-def timed(fn, *args, repeats: int = 3) -> float:
-    """Median wall time of ``fn(*args)`` (cuda synchronised)."""
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(*args)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def timed(fn: Callable[[], None]) -> tuple[float, float]:
+    """Wall and process CPU seconds of one ``fn()`` call (cuda synchronised).
+
+    CPU time (all threads) is what a run cost when other jobs share the cores; wall time is
+    what it took.
+    """
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start, cpu = time.perf_counter(), time.process_time()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def interleaved(
+    runs: dict[str, Callable[[], None]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU seconds of each run; each repeat runs each once, in a rotating order."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(timed(runs[name]))
+    wall = {name: float(np.median([w for w, _ in values])) for name, values in times.items()}
+    cpu = {name: float(np.median([c for _, c in values])) for name, values in times.items()}
+    return wall, cpu
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set so far (``ru_maxrss``, KiB on Linux), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(vec, tok, policy, reference, prompts: list[str], steps: int, device, repeats: int):
+    """Median wall and CPU seconds of the env loop, the baseline and the floor."""
+    env_path(vec, policy, 4, 0)  # warm-ups
+    baseline_path(tok, policy, reference, prompts, 4, device)
+    per_token_floor(tok, policy, reference, prompts, 4, device)
+    runs = {
+        "env": partial(env_path, vec, policy, steps, 1),
+        "base": partial(baseline_path, tok, policy, reference, prompts, steps, device),
+        "floor": partial(per_token_floor, tok, policy, reference, prompts, steps, device),
+    }
+    return interleaved(runs, repeats)
+
+
+def report(steps: int, t: dict[str, float], cpu: dict[str, float]) -> None:
+    """Today's line (env vs generate + ref forward), then env / floor, RSS and the load."""
+    print(
+        f"T={steps:4d}: env loop {t['env'] * 1e3:8.1f} ms | generate + ref forward "
+        f"{t['base'] * 1e3:8.1f} ms | ratio {t['env'] / t['base']:5.2f}x | per-token floor "
+        f"{t['floor'] * 1e3:8.1f} ms ({t['floor'] / t['base']:4.2f}x)\n"
+        f"        env / floor {t['env'] / t['floor']:5.2f}x (CPU time "
+        f"{cpu['env'] / cpu['floor']:4.2f}x) | per token: env {t['env'] / steps * 1e3:6.2f} ms, "
+        f"floor {t['floor'] / steps * 1e3:6.2f} ms | peak RSS {peak_rss_mib():6.1f} MiB | "
+        f"load {os.getloadavg()[0]:4.2f}"
+    )
+
+
+def report_linearity(per_token: dict[int, tuple[float, float]]) -> None:
+    """Per-token cost at the largest T over that at the smallest, env and floor."""
+    if len(per_token) < 2:
+        return
+    short, long = min(per_token), max(per_token)
+    print(
+        f"per-token cost at T={long} vs T={short}: env "
+        f"{per_token[long][0] / per_token[short][0]:4.2f}x, floor "
+        f"{per_token[long][1] / per_token[short][1]:4.2f}x (linear in T: 1.00x)"
+    )
 
 
 def main() -> None:
@@ -174,6 +241,7 @@ def main() -> None:
     print(
         f"model: {name}, device: {device}, B={args.batch}, torch threads {torch.get_num_threads()}"
     )
+    per_token: dict[int, tuple[float, float]] = {}  # T -> per-token seconds (env, floor)
     for steps in args.new_tokens:
         max_pos = getattr(policy.config, "n_positions", 10**9)
         if 8 + steps > max_pos:
@@ -190,20 +258,10 @@ def main() -> None:
             kl_coef=0.05,
             device=device,
         )
-        env_path(vec, policy, 4, 0)  # warm-up
-        baseline_path(tok, policy, reference, prompts, 4, device)
-        t_env = timed(env_path, vec, policy, steps, 1, repeats=args.repeats)
-        t_base = timed(
-            baseline_path, tok, policy, reference, prompts, steps, device, repeats=args.repeats
-        )
-        t_floor = timed(
-            per_token_floor, tok, policy, reference, prompts, steps, device, repeats=args.repeats
-        )
-        print(
-            f"T={steps:4d}: env loop {t_env * 1e3:8.1f} ms | generate + ref forward "
-            f"{t_base * 1e3:8.1f} ms | ratio {t_env / t_base:5.2f}x | per-token floor "
-            f"{t_floor * 1e3:8.1f} ms ({t_floor / t_base:4.2f}x)"
-        )
+        t, cpu = measure(vec, tok, policy, reference, prompts, steps, device, args.repeats)
+        per_token[steps] = (t["env"] / steps, t["floor"] / steps)
+        report(steps, t, cpu)
+    report_linearity(per_token)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 :class:`TextGenerationBatch` is not an env. The three faces (:class:`TextGenerationEnv`,
 :class:`TextGenerationVectorEnv`, :class:`TextGenerationVecEnv`) hold one and only translate
-its arrays into their API. Every step costs one cached forward of the reference model (and of
-the bound policy / mask model when there is one) for all N rows together, restarts included.
+its arrays into their API. A step costs one cached forward of each model that follows the rows
+(reference, bound policy, term models) for all N together, restarts included (see ``step``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,30 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from rlhf_gym.envs.episode_state import episode_state, restore_episode_state
+from rlhf_gym.envs.episode_state import (
+    episode_state,
+    finished_episode,
+    restore_episode_state,
+    token_histories,
+)
 from rlhf_gym.envs.groups import init_groups, restart_ended, start_rows
 from rlhf_gym.envs.models import EnvModels, freeze
 from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_prompts
-from rlhf_gym.envs.rewards import DEFAULT_KL_COEF, check_estimator, kl_term, token_logprobs
-from rlhf_gym.envs.terms import FinishedEpisode, MissingEOSPenalty, RewardTerm, ScoreTerm, TopPMask
-from rlhf_gym.lm.encoding import first_stop
+from rlhf_gym.envs.rewards import (
+    DEFAULT_KL_COEF,
+    check_estimator,
+    check_policy_logprobs,
+    kl_part,
+    token_logprobs,
+)
+from rlhf_gym.envs.terms import (
+    FinishedEpisode,
+    MissingEOSPenalty,
+    RewardTerm,
+    ScoreTerm,
+    TopPMask,
+    score_episodes,
+)
 from rlhf_gym.lm.loading import load_tokenizer
 from rlhf_gym.lm.runner import CachedCausalLM
 
@@ -89,6 +106,7 @@ class TextGenerationBatch:
         self.vocab_size = self.models.vocab_size
         self.eos_token_id = self.models.eos_token_id
         self.stop_ids = self.models.stop_ids
+        self._is_stop = np.isin(np.arange(max(self.vocab_size, *self.stop_ids) + 1), self.stop_ids)
         self.pad_token_id = self.models.pad_token_id
         self.max_prompt_tokens, self.max_new_tokens = max_prompt_tokens, max_new_tokens
         self.window = max_prompt_tokens + max_new_tokens
@@ -114,6 +132,7 @@ class TextGenerationBatch:
         self._handover: np.ndarray | None = None
         self._runners: dict[str, CachedCausalLM] = {}
         self._logits: dict[str, torch.Tensor] = {}
+        self._pending: tuple[list[list[int]], list[bool]] | None = None  # see step()
         self.terms: list[RewardTerm] = []
         default_terms = [
             ScoreTerm(reward) if reward is not None else None,
@@ -138,17 +157,11 @@ class TextGenerationBatch:
 
     def set_policy_logprobs(self, logprobs: np.ndarray | Sequence[float]) -> None:
         """Hand over ``log π_θ(a_t|s_t)`` of the actions the next step will receive (N,)."""
-        array = np.asarray(logprobs, dtype=np.float64).reshape(-1)
-        if array.shape != (self.num_envs,):
-            raise ValueError(
-                f"set_policy_logprobs expects shape ({self.num_envs},), got {np.shape(logprobs)}."
-            )
-        if not np.all(np.isfinite(array)) or np.any(array > 1e-6):
-            raise ValueError("policy log-probs must be finite and <= 0 (log-probabilities).")
-        self._handover = array
+        self._handover = check_policy_logprobs(logprobs, self.num_envs)
 
     def load_reference_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace the reference weights (periodic refresh) and rebuild its cache for live rows."""
+        self._flush()
         self.models.reference.load_state_dict(state_dict)
         self._runners.pop("ref", None)
         self._catch_up()
@@ -168,6 +181,7 @@ class TextGenerationBatch:
                 f"the env already has a {term.name!r} term; pass replace=True to swap it, or give "
                 "the new term another name."
             )
+        self._flush()
         term.bind_tokenizer(self.tokenizer)
         if term.model is not None:
             self.models.check_vocab(term.model, f"the {term.name!r} term's model")
@@ -196,7 +210,7 @@ class TextGenerationBatch:
         The agent calls it at every rollout start, so a resumed run and one never interrupted
         compute the same floats.
         """
-        self._runners, self._logits = {}, {}
+        self._runners, self._logits, self._pending = {}, {}, None
         self._catch_up()
 
     # ----------------------------------------------------------------- episodes
@@ -207,8 +221,9 @@ class TextGenerationBatch:
     def reset_rows(self, rows: Sequence[int]) -> None:
         """Start a new episode in each of ``rows``, drawing its prompt from that row's rng."""
         rows = sorted(set(int(r) for r in rows))
-        if len(rows) == self.num_envs:
-            self._runners = {}  # a fresh cache: a full reset is bit-for-bit reproducible
+        if len(rows) == self.num_envs:  # a fresh cache: a full reset is bit-for-bit reproducible
+            self._runners, self._pending = {}, None
+        self._flush()
         tokens = start_rows(self, rows)
         self._advance(tokens, [bool(t) for t in tokens])
 
@@ -221,6 +236,7 @@ class TextGenerationBatch:
 
     def action_masks(self) -> np.ndarray:
         """``(N, V)`` bools: every real token, narrowed by each masking term (NLPO top-p)."""
+        self._flush()
         masks = np.ones((self.num_envs, self.vocab_size), dtype=bool)
         masks[:, len(self.tokenizer) :] = False
         for term in self.terms:
@@ -230,50 +246,51 @@ class TextGenerationBatch:
         return masks
 
     def step(self, actions: np.ndarray | Sequence[int], autoreset: bool) -> BatchStep:
-        """Apply one token per row, compute the reward terms, and restart ended rows if asked."""
+        """Apply one token per row, compute the reward terms, and restart ended rows if asked.
+
+        When an episode ended, the forward feeding this step's tokens and new prompts waits until
+        logits are next needed: a full reset or a cache rebuild right after never runs it.
+        """
         actions = self._check_actions(actions)
         if not self._runners:
             raise RuntimeError("step() called before reset(); call reset() first.")
+        self._flush()
         live = ~self.waiting  # a waiting row's action is ignored: a no-op step
         rewards, info = self._token_rewards(actions)
-        rewards = np.where(live, rewards, 0.0)
-        info = {key: np.where(live, values, 0.0) for key, values in info.items()}
+        if not live.all():
+            rewards = np.where(live, rewards, 0.0)
+            info = {key: np.where(live, values, 0.0) for key, values in info.items()}
         rows = np.flatnonzero(live)
-        self.ids[rows, self.prompt_len[rows] + self.gen_len[rows]] = actions[rows]
-        self.attention[rows, self.prompt_len[rows] + self.gen_len[rows]] = 1
+        at = self.prompt_len[rows] + self.gen_len[rows]
+        self.ids[rows, at], self.attention[rows, at] = actions[rows], 1
         self.gen_len[rows] += 1
-        terminated = live & np.isin(actions, self.stop_ids)  # any stop id ends it (chat: several)
+        terminated = live & self._is_stop[actions]  # any stop id ends it (chat: several)
         truncated = live & ~terminated & (self.gen_len >= self.max_new_tokens)
         ended = np.flatnonzero(terminated | truncated)
         finished = self._finish(ended, truncated)
         info["score"] = np.zeros(self.num_envs)
-        for row, episode in finished.items():
-            info["score"][row] = episode.score
+        info["score"][list(finished)] = [episode.score for episode in finished.values()]
         if self.group_size > 1:  # the episode each row stepped, and whether it only waited
             info.update(group=self.group.astype(np.float64), waiting=(~live).astype(np.float64))
-        self.returns += rewards + info["score"]
+        rewards = rewards + info["score"]
+        self.returns += rewards
         for row, episode in finished.items():
             episode.episode_return, self.returns[row] = float(self.returns[row]), 0.0
-        tokens = [[int(a)] if live[r] else [] for r, a in enumerate(actions)]
-        restarted = restart_ended(self, ended, tokens, autoreset)
-        self._advance(tokens, restarted.tolist())
-        return BatchStep(rewards + info["score"], terminated, truncated, info, finished)
+        if len(rows) == self.num_envs and not len(ended):  # the common step: a token per row
+            self._advance_one(actions)
+        else:
+            tokens = [[int(a)] if live[r] else [] for r, a in enumerate(actions)]
+            self._pending = (tokens, restart_ended(self, ended, tokens, autoreset).tolist())
+            if not len(ended):
+                self._flush()
+        return BatchStep(rewards, terminated, truncated, info, finished)
 
     # ----------------------------------------------------------------- internals
     def _token_rewards(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The per-token part of the reward: the env's own KL term, then the token terms."""
         ref_lp = token_logprobs(self._logits["ref"], actions)
         policy_lp = self._policy_logprobs(actions)
-        kl = kl_term(policy_lp, ref_lp, self.kl_estimator)
-        if self.kl_coef == 0:
-            rewards = np.zeros(self.num_envs)
-        elif self.kl_reward == "ref_logprob":
-            rewards = self.kl_coef * ref_lp  # the entropy half is the learner's (docs/objective.md)
-        else:
-            rewards = -self.kl_coef * kl
-        info = {"ref_logprob": ref_lp}
-        if not np.isnan(policy_lp).all():  # log π_θ unknown: no KL to report, not a NaN
-            info.update(kl=kl, policy_logprob=policy_lp)
+        rewards, info = kl_part(policy_lp, ref_lp, self.kl_coef, self.kl_reward, self.kl_estimator)
         for term in self.terms:
             paid, term_info = term.token(actions, policy_lp, self._term_logits(term))
             if paid is not None:
@@ -296,12 +313,12 @@ class TextGenerationBatch:
 
     def _check_actions(self, actions: np.ndarray | Sequence[int]) -> np.ndarray:
         array = np.asarray(actions).reshape(-1)
-        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
+        if array.shape != (self.num_envs,) or array.dtype.kind not in "iu":  # integer ids
             raise ValueError(
                 f"expected {self.num_envs} integer token id(s), got {np.asarray(actions)!r}."
             )
-        bad = (array < 0) | (array >= self.vocab_size)
-        if bad.any():
+        if array.min() < 0 or array.max() >= self.vocab_size:
+            bad = (array < 0) | (array >= self.vocab_size)
             raise ValueError(
                 f"action {int(array[bad][0])} is outside the action space "
                 f"Discrete({self.vocab_size})."
@@ -329,35 +346,11 @@ class TextGenerationBatch:
 
     def _finish(self, ended: np.ndarray, truncated: np.ndarray) -> dict[int, FinishedEpisode]:
         """Build the ended rows' episodes and run the terminal terms over all of them at once."""
-        episodes = {int(row): self._episode(row, bool(truncated[row])) for row in ended}
-        listed = list(episodes.values())
-        scores = np.zeros(len(listed))
-        for term in self.terms:
-            scores, term_info = term.terminal(scores, listed)
-            for key, values in term_info.items():
-                for episode, value in zip(listed, values, strict=True):
-                    episode.info[key] = value
-        for episode, value in zip(listed, scores, strict=True):
-            episode.score = float(value)
+        if not len(ended):
+            return {}
+        episodes = {int(row): finished_episode(self, row, bool(truncated[row])) for row in ended}
+        score_episodes(self.terms, list(episodes.values()))
         return episodes
-
-    def _episode(self, row: int, truncated: bool) -> FinishedEpisode:
-        start, stop = self.prompt_len[row], self.prompt_len[row] + self.gen_len[row]
-        written = [int(t) for t in self.ids[row, start:stop]]
-        completion_ids = written[: first_stop(written, self.stop_ids)]  # a stop is not content
-        index = self.prompt_index[row]
-        return FinishedEpisode(
-            prompt=self.prompts[index],
-            prompt_ids=list(self.prompt_ids[index]),
-            completion=self.tokenizer.decode(completion_ids, skip_special_tokens=True),
-            completion_ids=completion_ids,
-            final_obs={
-                "input_ids": self.ids[row].copy(),
-                "attention_mask": self.attention[row].copy(),
-            },
-            truncated=truncated,
-            info={"eos_penalty": np.float64(0.0)},
-        )
 
     def _followed(self) -> dict[str, torch.nn.Module]:
         """Every model that follows every row's tokens, by runner name."""
@@ -378,20 +371,27 @@ class TextGenerationBatch:
                 self._runners[name] = self._new_runner(model)
             self._logits[name] = self._runners[name].advance(tokens, reset).logits
 
+    def _flush(self) -> None:
+        """Run the forward a step left pending (see :meth:`step`)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._advance(*pending)
+
+    @torch.no_grad()
+    def _advance_one(self, actions: np.ndarray) -> None:
+        """Feed every row its action: the per-token step, no list of tokens per row."""
+        ids = torch.from_numpy(actions)
+        for name in self._followed():  # each has a runner: reset and _catch_up made them
+            self._logits[name] = self._runners[name].advance_one(ids).logits
+
     @torch.no_grad()
     def _catch_up(self) -> None:
         """Give a model that starts following mid-episode the live rows' tokens so far."""
         if self.done.all():
             return  # nothing is live (before the first reset, or every episode ended)
-        histories = self._token_histories()
+        histories = token_histories(self)
         for name, model in self._followed().items():
             if name not in self._runners:
                 self._runners[name] = self._new_runner(model)
                 resets = [bool(h) for h in histories]
                 self._logits[name] = self._runners[name].advance(histories, resets).logits
-
-    def _token_histories(self) -> list[list[int]]:
-        """Each row's prompt and tokens so far (empty for a row whose episode has ended)."""
-        over = self.done | self.waiting
-        ends = self.prompt_len + self.gen_len
-        return [[] if over[r] else self.ids[r, : ends[r]].tolist() for r in range(self.num_envs)]

@@ -2,7 +2,8 @@
 
 Only data: token buffers, prompt indices, lengths, done flags, running returns, the prompt
 groups (waiting rows, group ids, the group counter), each row's numpy generator state and
-β. The KV caches are rebuilt from the tokens after a restore.
+β. The KV caches are rebuilt from the tokens after a restore (:func:`token_histories`), and
+:func:`finished_episode` reads an ended row's episode out of the same arrays.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from rlhf_gym.envs.terms import FinishedEpisode
+from rlhf_gym.lm.encoding import first_stop
 
 STATE_ARRAYS = ("ids", "attention", "prompt_len", "gen_len", "prompt_index", "done", "returns")
 #: Arrays of the prompt groups; a state saved before groups existed has none (no group waits).
@@ -51,3 +54,31 @@ def restore_episode_state(core: Any, state: dict[str, Any]) -> None:
         rng.bit_generator.state = saved_rng
     core.next_group = int(state.get("next_group", 0))
     core.set_kl_coef(state["kl_coef"])
+
+
+def finished_episode(core: Any, row: int, truncated: bool) -> FinishedEpisode:
+    """The episode that ended in ``row``, read out of ``core``'s arrays.
+
+    Its prompt, completion (decoded here, once, at its end), ids and last observation; the
+    terminal terms fill its score and info afterwards.
+    """
+    start, stop = core.prompt_len[row], core.prompt_len[row] + core.gen_len[row]
+    written = core.ids[row, start:stop].tolist()
+    completion_ids = written[: first_stop(written, core.stop_ids)]  # a stop is not content
+    index = core.prompt_index[row]
+    return FinishedEpisode(
+        prompt=core.prompts[index],
+        prompt_ids=list(core.prompt_ids[index]),
+        completion=core.tokenizer.decode(completion_ids, skip_special_tokens=True),
+        completion_ids=completion_ids,
+        final_obs={"input_ids": core.ids[row].copy(), "attention_mask": core.attention[row].copy()},
+        truncated=truncated,
+        info={"eos_penalty": np.float64(0.0)},
+    )
+
+
+def token_histories(core: Any) -> list[list[int]]:
+    """Each row's prompt and tokens so far (empty for a row that has ended or waits)."""
+    over = core.done | core.waiting
+    ends = core.prompt_len + core.gen_len
+    return [[] if over[r] else core.ids[r, : ends[r]].tolist() for r in range(core.num_envs)]

@@ -52,6 +52,48 @@ def kl_term(policy_logprob: np.ndarray, ref_logprob: np.ndarray, estimator: str)
     return np.expm1(log_rho) - log_rho
 
 
+def check_policy_logprobs(logprobs: np.ndarray | Sequence[float], num_envs: int) -> np.ndarray:
+    """``logprobs`` as a float64 ``(num_envs,)`` array, or a clear error.
+
+    Raises:
+        ValueError: for another shape, or values that are not finite log-probabilities (<= 0).
+    """
+    array = np.asarray(logprobs, dtype=np.float64).reshape(-1)
+    if array.shape != (num_envs,):
+        raise ValueError(
+            f"set_policy_logprobs expects shape ({num_envs},), got {np.shape(logprobs)}."
+        )
+    if not (np.isfinite(array).all() and array.max() <= 1e-6):
+        raise ValueError("policy log-probs must be finite and <= 0 (log-probabilities).")
+    return array
+
+
+def kl_part(
+    policy_logprob: np.ndarray,
+    ref_logprob: np.ndarray,
+    kl_coef: float,
+    kl_reward: str,
+    estimator: str,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The env's own per-token reward against its reference, and the info arrays it reports.
+
+    ``−β·kl_t`` (``kl_reward="kl"``) or ``β·log π_ref`` (``"ref_logprob"``; the entropy half is
+    the learner's, docs/objective.md); 0 when β is 0. ``kl`` and ``policy_logprob`` are
+    reported only when log π_θ is known (not all NaN).
+    """
+    kl = kl_term(policy_logprob, ref_logprob, estimator)
+    if kl_coef == 0:
+        rewards = np.zeros(np.shape(ref_logprob))
+    elif kl_reward == "ref_logprob":
+        rewards = kl_coef * ref_logprob
+    else:
+        rewards = -kl_coef * kl
+    info = {"ref_logprob": ref_logprob}
+    if not np.isnan(policy_logprob).all():  # log π_θ unknown: no KL to report, not a NaN
+        info.update(kl=kl, policy_logprob=policy_logprob)
+    return rewards, info
+
+
 def token_reward(kl: np.ndarray, kl_coef: float, score: np.ndarray) -> np.ndarray:
     """``r_t = −β·kl_t + score_t`` where ``score_t`` is 0 except at the last token.
 

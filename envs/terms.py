@@ -81,6 +81,22 @@ class RewardTerm:
         return None
 
 
+def score_episodes(terms: Sequence[RewardTerm], episodes: Sequence[FinishedEpisode]) -> None:
+    """Run the terminal terms in order over the ended episodes, all at once; set their scores.
+
+    Each term sees the scores the previous ones left; what a term reports lands in the
+    episodes' ``info``.
+    """
+    scores = np.zeros(len(episodes))
+    for term in terms:
+        scores, term_info = term.terminal(scores, episodes)
+        for key, values in term_info.items():
+            for episode, value in zip(episodes, values, strict=True):
+                episode.info[key] = value
+    for episode, value in zip(episodes, scores, strict=True):
+        episode.score = float(value)
+
+
 class ScoreTerm(RewardTerm):
     """Adds a reward source's score of each ended episode (one batched call per step).
 
