@@ -114,9 +114,11 @@ class HeldOutEvalCallback(IterationCallback):
             seed=self.seed + step, device=self.device,
         )
         metrics = self.model.last_metrics if step else {}
+        # the agent's count, not the callback's copy: a group round adds its unused budget after
+        # its last step, so the copy would lag behind PPO's for the same work
         row: dict[str, Any] = {
             "step": step,
-            "timesteps": self.num_timesteps,
+            "timesteps": self.model.num_timesteps,
             "seconds": round(self._train_seconds, 2),
             "kl_coef": self.model.kl_ctl.value,
             **history_row(result),
@@ -126,7 +128,7 @@ class HeldOutEvalCallback(IterationCallback):
         for key in ("proxy", "gold", "gold_std", "kl", "response_length", "distinct_2"):
             if key in row:
                 self.logger.record(f"eval/{key}", row[key])
-        self.logger.dump(step=self.num_timesteps)  # every iteration's row, as it happens
+        self.logger.dump(step=self.model.num_timesteps)  # every iteration's row, as it happens
         self.log(f"iteration {step}: " + ", ".join(
             f"{k}={row[k]:.3g}" for k in SHOWN if isinstance(row.get(k), float)
         ))

@@ -40,6 +40,8 @@ def test_train_ppo_algo_runs_two_iterations(toy_like: Path, algo: str) -> None:
     with open(out / "curves.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    # each round counts its whole budget (n_steps = max_new_tokens, times num_envs), like PPO
+    assert [int(r["timesteps"]) for r in rows] == [0, 6 * 4, 2 * 6 * 4]
     with open(out / "logs" / "progress.csv") as handle:
         logged = [r for r in csv.DictReader(handle) if r.get("loss/policy")]
     assert len(logged) == 2  # one update per iteration
