@@ -1,15 +1,14 @@
 """Compare PPO, GRPO, RLOO and DPO on the toy world over several seeds, in one report.
 
 Per seed, one reward model is trained (as ``demo`` trains it); then each method runs as a process
-of its own from the same SFT policy, also every method's reference: ``train-ppo --algo
-ppo|grpo|rloo`` against that reward model with one budget of token slots (``--iterations`` x
-``--num-envs`` x ``--max-new-tokens``; GRPO's and RLOO's groups are rows of ``--num-envs``), and
-``train-dpo`` on the pairs the reward model was trained on (the same seeded split). One held-out
-evaluation measures all (``--curve-samples`` per prompt; proxy = the seed's reward model, gold,
-KL to the SFT) after each RL iteration and at ``--dpo-curve-points`` DPO steps. Wall time is the
-parent's clock, peak memory each process's own (:func:`measured`). ``--output-dir`` gets
-report.md/html, summary.json, timing.json and frontier.png (docs/compare_methods.md); each run's
-folder is ``OUTPUT_DIR/<method>/seed<k>``.
+of its own from the same SFT policy (every method's reference): ``train-ppo --algo ppo|grpo|rloo``
+against that reward model (``ppo-critic``: PPO with a copy of the reward model as its critic)
+with one budget of token slots (``--iterations`` x ``--num-envs`` x ``--max-new-tokens``; GRPO's
+and RLOO's groups are rows of ``--num-envs``), and ``train-dpo`` on the reward model's pairs (the
+same seeded split). One held-out evaluation measures all (``--curve-samples`` per prompt; proxy =
+the seed's reward model, gold, KL to the SFT) after each RL iteration and at
+``--dpo-curve-points`` DPO steps. Wall time is the parent's clock, peak memory each process's own
+(:func:`measured`). Runs go to ``OUTPUT_DIR/<method>/seed<k>``, the report beside them.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Any, NamedTuple
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
 
-METHODS = ("ppo", "grpo", "rloo", "dpo")
+METHODS = ("ppo", "ppo-critic", "grpo", "rloo", "dpo")
 PROC_STATUS = "/proc/self/status"
 #: What the idle child imports: every run imports at least these.
 IDLE_IMPORTS = ("rlhf_gym.training.builders", "rlhf_gym.agents.group", "rlhf_gym.agents.dpo")
@@ -47,7 +46,7 @@ class CompareMethodsConfig:
 
     output_dir: str = field(default="runs/compare_methods", metadata={"help": "report folder"})
     quick: bool = field(default=False, metadata={"help": "tiny budgets everywhere (for tests)"})
-    methods: str = field(default="ppo,grpo,rloo,dpo", metadata={"help": "comma-separated"})
+    methods: str = field(default=",".join(METHODS), metadata={"help": "comma-separated"})
     seeds: int = field(default=3, metadata={"help": "seeds per method", "min": 1})
     seed: int = field(default=0, metadata={"help": "first seed (then seed+1, ...)"})
     world_seed: int = field(default=0, metadata={"help": "seed of the toy world"})
@@ -173,12 +172,15 @@ def command(cfg: CompareMethodsConfig, method: str, seed: int, world: dict[str, 
                      learning_rate=cfg.dpo_learning_rate, dpo_epochs=cfg.dpo_epochs,
                      curve_points=cfg.dpo_curve_points, print_logs=False)  # fmt: skip
         return ["train-dpo", *as_flags(flags)]
-    flags.update(algo=method, prompts=world["train"], max_prompt_tokens=TOY_PROMPT_TOKENS,
+    algo = "ppo" if method.startswith("ppo") else method
+    if method == "ppo-critic":
+        flags["critic"] = flags["reward_model"]
+    flags.update(algo=algo, prompts=world["train"], max_prompt_tokens=TOY_PROMPT_TOKENS,
                  iterations=cfg.iterations, num_envs=cfg.num_envs, batch_size=cfg.batch_size,
                  learning_rate=cfg.learning_rate, device=cfg.device, kl_target=cfg.kl_target,
                  kl_coef=cfg.grpo_beta if method == "grpo" else cfg.kl_coef,
                  adaptive_kl=method != "grpo")  # fmt: skip
-    if method != "ppo":
+    if algo != "ppo":
         flags["group_size"] = cfg.group_size
     return ["train-ppo", *as_flags(flags)]
 
@@ -311,7 +313,7 @@ def budget_row(cfg: CompareMethodsConfig, method: str, out: Path) -> list[Any]:
         pairs = record["metrics"]["train_pairs"]
         return [method, f"{pairs} pairs (the RM's training split) x {cfg.dpo_epochs:g} epochs",
                 f"beta {cfg.dpo_beta:g} (implicit), lr {cfg.dpo_learning_rate:g}"]  # fmt: skip
-    k = 1 if method == "ppo" else cfg.group_size
+    k = 1 if method.startswith("ppo") else cfg.group_size
     slots = cfg.num_envs * cfg.max_new_tokens * cfg.iterations
     kl = (f"beta {cfg.grpo_beta:g}, k3 in the loss" if method == "grpo" else
           f"beta from {cfg.kl_coef:g} in the reward, adaptive to KL {cfg.kl_target:g}")  # fmt: skip

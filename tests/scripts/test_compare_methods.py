@@ -13,7 +13,7 @@ from rlhf_gym.evaluation.run_report import read_history
 from rlhf_gym.scripts.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-METHODS = ["ppo", "grpo", "rloo", "dpo"]
+METHODS = ["ppo", "ppo-critic", "grpo", "rloo", "dpo"]
 
 
 def figures_table(report: str) -> dict[str, dict[str, str]]:
@@ -55,8 +55,11 @@ def test_quick_two_seeds_compares_every_method_alike(tmp_path: Path) -> None:
         starts = [read_history(out / m / f"seed{seed}")[0] for m in METHODS]
         assert all(s["kl"] == pytest.approx(0.0, abs=1e-6) for s in starts)
         assert all(s["proxy"] == pytest.approx(starts[0]["proxy"]) for s in starts)
-    for method in METHODS[:3]:  # one budget: the start, then --iterations 2 rollouts of 8 rows
+    for method in METHODS[:4]:  # one budget: the start, then --iterations 2 rollouts of 8 rows
         assert [r["step"] for r in read_history(out / method / "seed1")] == [0, 1, 2]
+    # PPO's critic: a head on the policy, or a separate copy of the reward model
+    assert not (out / "ppo" / "seed0" / "final" / "policy" / "critic").exists()
+    assert (out / "ppo-critic" / "seed0" / "final" / "policy" / "critic").is_dir()
     assert "| grpo | 256 token slots: 2 rollouts x 8 rows (2 prompts x 4) x 16" in report
     pairs = sum(1 for _ in next((tmp_path / "toy").iterdir()).joinpath("preferences.jsonl").open())
     dpo = json.loads((out / "dpo" / "seed0" / "train_dpo.json").read_text())
@@ -68,7 +71,7 @@ def test_quick_two_seeds_compares_every_method_alike(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--methods", "ppo,a2c"], "--methods 'ppo,a2c': name each of ppo, grpo, rloo, dpo"),
+        (["--methods", "ppo,a2c"], "name each of ppo, ppo-critic, grpo, rloo, dpo"),
         (["--num-envs", "6"], "--num-envs 6 is not a multiple of --group-size 4"),
     ],
 )
