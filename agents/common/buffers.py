@@ -5,11 +5,15 @@ GAE, each env's column is cut into *segments* at episode starts: an episode, or 
 that falls inside the rollout. A segment's sequence is the observation at its first step (the
 prompt, or prompt plus earlier tokens when the episode began in a previous rollout) followed by
 the segment's actions, so one teacher-forced forward gives every log-prob and value it needs.
+
+A critic that is a separate model is not run during the rollout: :meth:`LMRolloutBuffer.close`
+cuts the segments, and :meth:`LMRolloutBuffer.fill_values` fills every step's value (and the
+bootstrap values) with one no-grad forward per ``batch_size`` segments, before GAE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import NamedTuple
 
 import numpy as np
@@ -26,7 +30,7 @@ class LMRolloutBufferSamples(NamedTuple):
         attention_mask: ``(B, L)``.
         positions: ``(B, T)`` index in ``input_ids`` of the token that predicted each action.
         actions: ``(B, T)``.
-        old_values: ``(B, T)`` values at act time.
+        old_values: ``(B, T)`` values at act time, or from the critic's pass after the rollout.
         old_log_prob: ``(B, T)`` log-probs at act time (temperature-scaled).
         advantages: ``(B, T)`` GAE advantages (whitened over the rollout's tokens, all ranks').
         returns: ``(B, T)`` value targets.
@@ -42,6 +46,26 @@ class LMRolloutBufferSamples(NamedTuple):
     advantages: torch.Tensor
     returns: torch.Tensor
     token_mask: torch.Tensor
+
+
+class SequenceInputs(NamedTuple):
+    """Teacher-forced inputs of some segments (right-padded).
+
+    Attributes:
+        input_ids: ``(B, L)`` context followed by the segment's actions.
+        attention_mask: ``(B, L)``.
+        positions: ``(B, P)`` index in ``input_ids`` of the token that predicted each action,
+            then (``with_next``) the last action's own index; padding repeats the last one.
+        token_mask: ``(B, T)`` True on real actions.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    positions: torch.Tensor
+    token_mask: torch.Tensor
+
+
+ValueFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def whiten(values: np.ndarray, shift_mean: bool = True, eps: float = 1e-8) -> np.ndarray:
@@ -73,14 +97,58 @@ class LMRolloutBuffer(DictRolloutBuffer):
         self.segments: list[tuple[int, int, int]] = []
         super().__init__(*args, **kwargs)
 
+    def reset(self) -> None:
+        """SB3's arrays, and no segments until :meth:`close`."""
+        super().reset()
+        self.segments = []
+
+    def close(self) -> None:
+        """Cut the filled rollout into segments (at episode starts)."""
+        self.segments = self._find_segments()
+
     def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
-        """GAE as in SB3 (optionally on whitened rewards), then whiten and cut into segments."""
+        """GAE as in SB3 (optionally on whitened rewards), then whiten; segments if not cut yet."""
         if self.whiten_rewards:
             self.rewards = whiten(self.rewards, shift_mean=False).astype(np.float32)
         super().compute_returns_and_advantage(last_values, dones)
         if self.whiten_advantages:
             self.advantages = whiten(self.advantages).astype(np.float32)
-        self.segments = self._find_segments()
+        if not self.segments:
+            self.close()
+
+    def fill_values(self, value_fn: ValueFn, batch_size: int, dones: np.ndarray) -> np.ndarray:
+        """Every step's value from one no-grad forward per ``batch_size`` segments.
+
+        Args:
+            value_fn: ``(input_ids, attention_mask, positions)`` to ``(B, P)`` values, e.g. the
+                policy's ``sequence_values``.
+            batch_size: segments per forward.
+            dones: ``(n_envs,)`` whether each env's episode ended at the rollout's last step.
+
+        Returns:
+            ``(n_envs,)`` float32 bootstrap values: the value after a segment's last action
+            where the rollout cut an episode that goes on, else 0.
+
+        Raises:
+            FloatingPointError: when a value is not finite (the critic diverged).
+        """
+        assert self.segments, "call close() first: values are filled per segment"
+        last = np.zeros(self.n_envs, dtype=np.float32)
+        for start in range(0, len(self.segments), batch_size):
+            chosen = self.segments[start : start + batch_size]
+            inputs = self.sequence_inputs(chosen, with_next=True)
+            with torch.no_grad():
+                values = value_fn(*inputs[:3]).float().cpu().numpy()
+            for row, (env, first, end) in enumerate(chosen):
+                self.values[first:end, env] = values[row, : end - first]
+                if end == self.buffer_size and not dones[env]:
+                    last[env] = values[row, end - first]
+        if not (np.isfinite(self.values).all() and np.isfinite(last).all()):
+            raise FloatingPointError(
+                "the critic gave non-finite values; lower the learning rate or vf_coef, or "
+                "check the critic's weights (the last saved checkpoint is untouched)."
+            )
+        return last
 
     def _find_segments(self) -> list[tuple[int, int, int]]:
         """``(env, first_step, end_step)`` for every episode piece in the rollout."""
@@ -120,35 +188,56 @@ class LMRolloutBuffer(DictRolloutBuffer):
             out[row, : end - first] = getattr(self, name)[first:end, env]
         return out
 
-    def _get_sequence_samples(self, indices: np.ndarray) -> LMRolloutBufferSamples:
-        chosen = [self.segments[i] for i in indices]
+    def sequence_inputs(
+        self, chosen: list[tuple[int, int, int]], with_next: bool = False
+    ) -> SequenceInputs:
+        """The teacher-forced inputs of ``chosen`` segments, trimmed to their longest member.
+
+        Args:
+            chosen: ``(env, first_step, end_step)`` segments.
+            with_next: add one position per row, its last action's own index: the value of
+                the observation after the segment (a bootstrap value if the rollout cut it).
+        """
         built = [self._sequence(*segment) for segment in chosen]
         length = max(len(seq) for seq, _ in built)
         steps = max(end - first for _, first, end in chosen)
         ids = np.zeros((len(chosen), length), dtype=np.int64)
         mask = np.zeros_like(ids)
-        positions = np.zeros((len(chosen), steps), dtype=np.int64)
+        positions = np.zeros((len(chosen), steps + with_next), dtype=np.int64)
         token_mask = np.zeros((len(chosen), steps), dtype=bool)
-        fields = {
-            name: self.gather(name, chosen, steps)
-            for name in ("values", "log_probs", "advantages", "returns")
-        }
-        actions = np.zeros((len(chosen), steps), dtype=np.int64)
-        for row, ((seq, pos), (env, first, end)) in enumerate(zip(built, chosen, strict=True)):
-            n = end - first
+        for row, (seq, pos) in enumerate(built):
+            n = len(pos)
             ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
-            positions[row, :n], token_mask[row, :n] = pos, True
-            positions[row, n:] = pos[-1]
-            actions[row, :n] = self.actions[first:end, env, 0]
+            token_mask[row, :n] = True
+            # with_next: one more position; padding repeats the last, so it stays in range
+            positions[row] = np.minimum(pos[0] + np.arange(positions.shape[1]), pos[-1] + with_next)
         as_tensor = self.to_torch
-        return LMRolloutBufferSamples(
+        return SequenceInputs(
             input_ids=as_tensor(ids).long(),
             attention_mask=as_tensor(mask).long(),
             positions=as_tensor(positions).long(),
-            actions=as_tensor(actions).long(),
-            old_values=as_tensor(fields["values"]),
-            old_log_prob=as_tensor(fields["log_probs"]),
-            advantages=as_tensor(fields["advantages"]),
-            returns=as_tensor(fields["returns"]),
             token_mask=torch.as_tensor(token_mask, device=self.device),
+        )
+
+    def _get_sequence_samples(self, indices: np.ndarray) -> LMRolloutBufferSamples:
+        chosen = [self.segments[i] for i in indices]
+        inputs = self.sequence_inputs(chosen)
+        steps = inputs.token_mask.shape[1]
+        fields = {
+            name: self.to_torch(self.gather(name, chosen, steps))
+            for name in ("values", "log_probs", "advantages", "returns")
+        }
+        actions = np.zeros((len(chosen), steps), dtype=np.int64)
+        for row, (env, first, end) in enumerate(chosen):
+            actions[row, : end - first] = self.actions[first:end, env, 0]
+        return LMRolloutBufferSamples(
+            input_ids=inputs.input_ids,
+            attention_mask=inputs.attention_mask,
+            positions=inputs.positions,
+            actions=self.to_torch(actions).long(),
+            old_values=fields["values"],
+            old_log_prob=fields["log_probs"],
+            advantages=fields["advantages"],
+            returns=fields["returns"],
+            token_mask=inputs.token_mask,
         )

@@ -8,7 +8,8 @@ bookkeeping after each update. An algorithm subclass adds its own arguments and 
 
 Rollouts go one token per step, one cached policy forward per vector step; the act-time
 log-probs are handed to the env (``env.set_policy_logprobs``) so its KL term costs no second
-policy forward. The logged keys are explained in ``docs/metrics.md``.
+policy forward. A separate critic runs once per sequence after the rollout, before GAE. The
+logged keys are explained in ``docs/metrics.md``.
 
 Under ``torchrun`` (a process group of K > 1 ranks, :mod:`rlhf_gym.distributed`) each rank
 collects its own shard with its own seed, and the ranks agree on everything that steers
@@ -33,6 +34,7 @@ from rlhf_gym.agents.common.kl_controller import (
 )
 from rlhf_gym.agents.common.models import check_token_spaces
 from rlhf_gym.agents.common.policies import LMActorCriticPolicy
+from rlhf_gym.agents.common.sequence_values import bootstrap_values
 from rlhf_gym.agents.common.stats import global_summary, objective_metrics
 from rlhf_gym.agents.common.token_state import TokenCacheState
 from rlhf_gym.distributed import (
@@ -92,6 +94,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"LMPolicy": LMActorCriticPolicy}
     policy: LMActorCriticPolicy
     rollout_buffer: LMRolloutBuffer
+    batch_size: int  # sequences per minibatch, and per critic forward after a rollout
 
     def __init__(
         self,
@@ -252,7 +255,10 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
                 step.log_probs,  # type: ignore[arg-type]
             )
             self._last_obs, self._last_episode_starts = step.new_obs, dones  # type: ignore[assignment]
-        last_values = self._bootstrap_values(state, dones)
+        rollout_buffer.close()
+        last_values = bootstrap_values(
+            self.policy, rollout_buffer, state, self._last_obs, dones, self.batch_size
+        )
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         self._rollout_stats = global_summary(self.tracker.summary())
         self._rollout_stats["rollout_s"] = time.perf_counter() - start
@@ -281,14 +287,6 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         self._update_info_buffer(infos, dones)
         self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())  # type: ignore[union-attr]
         return VectorStep(actions_np, values, log_probs, new_obs, rewards, dones, infos)
-
-    def _bootstrap_values(self, state: TokenCacheState, dones: np.ndarray) -> torch.Tensor:
-        """Values of the last observations; zeros when every episode ended with the rollout."""
-        if dones.all():
-            return torch.zeros(len(dones))
-        with torch.no_grad():  # some episodes continue past the rollout: bootstrap their value
-            obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-            return self.policy.advance(state, obs_tensor, dones).values
 
     # ------------------------------------------------------------------ update
 

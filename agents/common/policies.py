@@ -20,17 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from rlhf_gym.agents.common.lora import ReferenceView, apply_lora, has_adapters
+from rlhf_gym.agents.common.lora import ReferenceView, has_adapters
 from rlhf_gym.agents.common.models import (
-    CRITIC_DIR,
-    VALUE_HEAD_FILE,
+    CriticTrunk,
     check_token_spaces,
     load_critic,
+    load_policy_lm,
+    load_value_head,
+    save_value_model,
+    upcast_trainable,
 )
 from rlhf_gym.agents.common.token_state import TokenCacheState, TokenStep, new_tokens
-from rlhf_gym.lm.loading import generation_config, load_causal_lm, torch_dtype, vocab_size_of
+from rlhf_gym.lm.loading import generation_config, torch_dtype, vocab_size_of
 from rlhf_gym.lm.runner import CachedCausalLM
-from safetensors.torch import load_file, save_file
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
@@ -46,7 +48,7 @@ class LMActorCriticPolicy(BasePolicy):
         lr_schedule: learning-rate schedule (SB3 passes it).
         model: hub name, directory or model object of the policy LM (the SFT model).
         temperature: sampling temperature; logits are divided by it for every log-prob.
-        critic: None for a value head on the policy trunk (option A), or a reward model
+        critic: None for a value head on the policy trunk (option A), or a causal reward model
             directory whose trunk and head initialise a separate critic (option B).
         lora: None, or a ``peft.LoraConfig`` / dict of its arguments, or a folder of saved
             adapters, or a peft model already wrapping ``model``'s weights (built first so that
@@ -104,14 +106,14 @@ class LMActorCriticPolicy(BasePolicy):
         self.temperature = float(temperature)
         self.dtype_name = dtype
         self.tokenizer: Any = None
-        self.model = self._policy_lm(model, lora, model_kwargs or {})
+        self.model = load_policy_lm(model, lora, model_kwargs or {}, dtype)
         if vocab_size_of(self.model) != action_space.n:
             raise ValueError(
                 f"the env's action space is Discrete({action_space.n}) (the reference model's "
                 f"vocabulary) but the policy model has {vocab_size_of(self.model)} logits: policy "
                 "and reference vocabularies differ. Use one tokenizer and vocabulary for both."
             )
-        self.critic_trunk: nn.Module | None = None
+        self.critic_trunk: CriticTrunk | None = None
         self.value_head: nn.Linear | None = None
         self.with_value = with_value
         if with_value:
@@ -122,32 +124,13 @@ class LMActorCriticPolicy(BasePolicy):
             if critic is not None:
                 self.critic_trunk, self.value_head = load_critic(critic)
             self.load_value_head(lora if isinstance(lora, str) else model)
-        self._upcast_trainable()
+        upcast_trainable(self)
         self.generator = torch.Generator()
         self.optimizer = self.optimizer_class(
             [p for p in self.parameters() if p.requires_grad],
             lr=lr_schedule(1),
             **self.optimizer_kwargs,
         )
-
-    def _policy_lm(self, model: Any, lora: Any, model_kwargs: dict[str, Any]) -> nn.Module:
-        """The LM that acts: float32 for full fine-tuning; a frozen base plus adapters for LoRA."""
-        if lora is not None and has_adapters(lora):
-            return lora  # built by the caller on ``model``'s weights
-        if lora is None:  # every weight trains: float32 whatever the checkpoint holds
-            return load_causal_lm(model, **{**model_kwargs, "dtype": torch.float32})
-        base = load_causal_lm(model, **{"dtype": torch_dtype(self.dtype_name), **model_kwargs})
-        return apply_lora(base, lora)
-
-    def _upcast_trainable(self) -> None:
-        """Put every trained weight in float32 (adapters on a half base, a bf16 critic).
-
-        Adam's moments take the dtype of their weight, and updates far smaller than a weight
-        vanish in bf16, so nothing that trains stays in half precision.
-        """
-        for param in self.parameters():
-            if param.requires_grad and param.dtype != torch.float32:
-                param.data = param.data.float()
 
     # -- modes and observation path ---------------------------------------------------------
 
@@ -181,18 +164,51 @@ class LMActorCriticPolicy(BasePolicy):
     def _trunk_outputs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Temperature-scaled float32 logits ``(B, L, V)``, value hidden ``(B, L, H)`` or None."""
+        """Temperature-scaled float32 logits ``(B, L, V)``, value hidden ``(B, L, H)`` or None.
+
+        One policy forward, plus one of the separate critic if there is one.
+        """
         on_trunk = self.with_value and self.critic_trunk is None
         with self.autocast():
             out = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=on_trunk
             )
-            hidden = out.hidden_states[-1] if on_trunk else None
-            if self.critic_trunk is not None:
-                hidden = self.critic_trunk(
-                    input_ids=input_ids, attention_mask=attention_mask
-                ).hidden_states[-1]
+        hidden = out.hidden_states[-1] if on_trunk else None
+        if self.critic_trunk is not None:
+            hidden = self.critic_hidden(input_ids, attention_mask)
         return out.logits.float() / self.temperature, hidden
+
+    def critic_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The separate critic's last hidden state ``(B, L, H)``: one forward, autocast."""
+        assert self.critic_trunk is not None, "only a policy built with critic=... has a critic."
+        with self.autocast():
+            out = self.critic_trunk(input_ids=input_ids, attention_mask=attention_mask)
+        return out.hidden_states[-1]
+
+    @property
+    def values_from_act(self) -> bool:
+        """Whether :meth:`act` gives the values: a head on the trunk, or none (zeros).
+
+        False with a separate critic: its act values are NaN until the buffer's ``fill_values``
+        replaces them with :meth:`sequence_values`, one teacher-forced forward per sequence.
+        """
+        return self.critic_trunk is None
+
+    def sequence_values(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """The critic's values ``(B, P)`` float32 of the prefixes ending at ``positions``.
+
+        One teacher-forced forward of the separate critic; the caller wraps it in ``no_grad``.
+        Shapes as in :meth:`evaluate_sequences`.
+        """
+        return self._values_at(self.critic_hidden(input_ids, attention_mask), positions)
+
+    def _values_at(self, hidden: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
+        """Values at ``positions`` ``(B, P)`` of hidden states ``(B, L, H)``; zeros if None."""
+        if hidden is not None:
+            hidden = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        return self.value_of(hidden, tuple(positions.shape))
 
     def value_of(self, hidden: torch.Tensor | None, shape: tuple[int, ...] = ()) -> torch.Tensor:
         """Values from hidden states (any leading shape), float32; zeros of ``shape`` if None."""
@@ -267,10 +283,7 @@ class LMActorCriticPolicy(BasePolicy):
             temperature=self.temperature,
             output_hidden=self.with_value and self.critic_trunk is None,
         )
-        critic = None
-        if self.critic_trunk is not None:
-            critic = CachedCausalLM(self.critic_trunk, num_envs, output_hidden=True)
-        return TokenCacheState(actor, critic, np.zeros(num_envs, dtype=np.int64))
+        return TokenCacheState(actor, np.zeros(num_envs, dtype=np.int64))
 
     def advance(
         self,
@@ -286,7 +299,8 @@ class LMActorCriticPolicy(BasePolicy):
             episode_starts: per env, whether the observation starts a new episode.
 
         Returns:
-            The temperature-scaled logits and the values at each row's last token.
+            The temperature-scaled logits and the values at each row's last token: NaN with a
+            separate critic (filled per sequence after the rollout), so none is used unfilled.
         """
         assert isinstance(obs, dict), "pass the env's Dict observation (input_ids, attention_mask)."
         tokens, resets, state.lengths = new_tokens(
@@ -297,10 +311,9 @@ class LMActorCriticPolicy(BasePolicy):
         )
         with self.autocast():
             step = state.actor.advance(tokens, resets)
-            hidden = step.hidden
-            if state.critic is not None:
-                hidden = state.critic.advance(tokens, resets).hidden
-        return TokenStep(step.logits, self.value_of(hidden, (len(tokens),)))
+        if not self.values_from_act:
+            return TokenStep(step.logits, torch.full((len(tokens),), torch.nan, device=self.device))
+        return TokenStep(step.logits, self.value_of(step.hidden, (len(tokens),)))
 
     def act(
         self, state: TokenCacheState, obs: PyTorchObs, episode_starts: np.ndarray | None
@@ -335,14 +348,11 @@ class LMActorCriticPolicy(BasePolicy):
             ``(B, T)`` log-probs, values and entropies (padding slots hold garbage; mask them).
         """
         logits, hidden = self._trunk_outputs(input_ids, attention_mask)
-        index = positions[..., None]
-        picked = logits.gather(1, index.expand(-1, -1, logits.shape[-1]))
+        picked = logits.gather(1, positions[..., None].expand(-1, -1, logits.shape[-1]))
         log_dist = torch.log_softmax(picked, dim=-1)
         log_probs = log_dist.gather(2, actions[..., None]).squeeze(-1)
         entropy = -(log_dist.exp() * log_dist).sum(dim=-1)
-        if hidden is not None:  # else no value head: zero values
-            hidden = hidden.gather(1, index.expand(-1, -1, hidden.shape[-1]))
-        return log_probs, self.value_of(hidden, tuple(positions.shape)), entropy
+        return log_probs, self._values_at(hidden, positions), entropy
 
     # -- reference through disabled adapters (LoRA) -----------------------------------------
 
@@ -368,11 +378,7 @@ class LMActorCriticPolicy(BasePolicy):
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(path)
             generation_config(self.model, self.tokenizer).save_pretrained(path)
-        if self.value_head is not None:
-            head = {k: v.detach().cpu() for k, v in self.value_head.state_dict().items()}
-            save_file(head, os.path.join(path, VALUE_HEAD_FILE))
-        if self.critic_trunk is not None:
-            self.critic_trunk.trunk.save_pretrained(os.path.join(path, CRITIC_DIR))
+        save_value_model(path, self.value_head, self.critic_trunk)
 
     def load_value_head(self, folder: Any) -> bool:
         """Load ``folder/value_head.safetensors`` when ``folder`` is a path holding one.
@@ -381,13 +387,7 @@ class LMActorCriticPolicy(BasePolicy):
             Whether a value head was loaded (weights are copied in place, so an optimizer that
             already holds them keeps working).
         """
-        if self.value_head is None or not isinstance(folder, str | os.PathLike):
-            return False
-        file = os.path.join(folder, VALUE_HEAD_FILE)
-        if not os.path.isfile(file):
-            return False
-        self.value_head.load_state_dict(load_file(file))
-        return True
+        return self.value_head is not None and load_value_head(self.value_head, folder)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -5,7 +5,8 @@ its env's episode start; the policy advances it
 (:meth:`~rlhf_gym.agents.common.policies.LMActorCriticPolicy.advance`), the state never calls
 back into the policy. Each step feeds only the tokens an observation adds to what the row has
 already seen (one action, or the whole prompt after a reset), so a vector step costs one cached
-forward of the policy (plus one of a separate critic, if any), never a re-encoding.
+forward of the policy, never a re-encoding. A separate critic has no state here: its values are
+computed once per sequence after the rollout (:mod:`rlhf_gym.agents.common.sequence_values`).
 """
 
 from __future__ import annotations
@@ -27,16 +28,14 @@ class TokenStep:
 
 @dataclass
 class TokenCacheState:
-    """Per-env KV caches of the policy (and critic), kept in step with the env's observations.
+    """Per-env KV caches of the policy, kept in step with the env's observations.
 
     Attributes:
         actor: the cached runner of the policy LM (one row per env).
-        critic: the cached runner of a separate critic trunk, or None (values from the actor).
         lengths: ``(N,)`` int64, how many tokens each row has seen (0: nothing yet).
     """
 
     actor: CachedCausalLM
-    critic: CachedCausalLM | None
     lengths: np.ndarray
 
 

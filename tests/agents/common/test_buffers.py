@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 from rlhf_gym.agents.common import LMRolloutBuffer
@@ -8,8 +9,11 @@ from rlhf_gym.agents.common import LMRolloutBuffer
 W = 8
 
 
-def filled_buffer(whiten_rewards: bool = False) -> LMRolloutBuffer:
-    """2 envs x 5 steps; env 0 restarts at step 3, env 1 runs one episode from a longer context."""
+def filled_buffer(whiten_rewards: bool = False, finish: bool = True) -> LMRolloutBuffer:
+    """2 envs x 5 steps; env 0 restarts at step 3, env 1 runs one episode from a longer context.
+
+    ``finish=False`` stops before GAE (values still zero, no segments).
+    """
     obs_space = spaces.Dict(
         {
             "input_ids": spaces.Box(0, 99, (W,), np.int64),
@@ -47,7 +51,8 @@ def filled_buffer(whiten_rewards: bool = False) -> LMRolloutBuffer:
         )
         for env in range(2):
             contexts[env] = contexts[env] + [int(actions[env, 0])]
-    buffer.compute_returns_and_advantage(torch.zeros(2), np.array([True, False]))
+    if finish:
+        buffer.compute_returns_and_advantage(torch.zeros(2), np.array([True, False]))
     return buffer
 
 
@@ -80,3 +85,37 @@ def test_minibatches_cover_every_sequence_once() -> None:
     buffer = filled_buffer()
     tokens = sum(int(b.token_mask.sum()) for b in buffer.get_sequences(2, np.random.default_rng(1)))
     assert tokens == 10
+
+
+class LastTokenValue:
+    """A value function of the ids alone: the id at each position, plus 1000 x its index."""
+
+    def __init__(self) -> None:
+        self.calls, self.rows = 0, 0
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor):
+        self.calls, self.rows = self.calls + 1, self.rows + ids.shape[0]
+        assert (mask.gather(1, positions) == 1).all(), "a position points at padding"
+        return ids.gather(1, positions).float() + 1000 * positions
+
+
+def test_fill_values_one_call_per_batch_and_bootstrap() -> None:
+    buffer = filled_buffer(finish=False)
+    buffer.close()
+    value_fn = LastTokenValue()
+    last = buffer.fill_values(value_fn, 2, np.array([True, False]))
+    assert (value_fn.calls, value_fn.rows) == (2, 3)  # 3 segments, 2 per forward
+    for step in range(5):  # each step's value is that of its observation's last token
+        for env in range(2):
+            count = int(buffer.observations["attention_mask"][step, env].sum())
+            token = buffer.observations["input_ids"][step, env, count - 1]
+            assert buffer.values[step, env] == token + 1000 * (count - 1)
+    # env 1 goes on after the rollout: its observation would end with action 64 at index 7
+    assert last.tolist() == [0.0, 64 + 1000 * 7]
+
+
+def test_fill_values_refuses_non_finite_values() -> None:
+    buffer = filled_buffer(finish=False)
+    buffer.close()
+    with pytest.raises(FloatingPointError, match="non-finite values"):
+        buffer.fill_values(lambda ids, mask, pos: torch.full(pos.shape, torch.nan), 4, np.ones(2))

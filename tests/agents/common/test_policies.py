@@ -145,3 +145,17 @@ def test_critic_from_reward_model_dir(lm_factory, env_factory, tokenizer_factory
     loaded = LMPPO.load(tmp_path / "ckpt", env=env, device="cpu")
     for a, b in zip(policy.parameters(), loaded.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_bidirectional_critic_is_refused(lm_factory, env_factory, tmp_path) -> None:
+    from hf_models import save_bert_reward_model
+
+    lm = lm_factory("gpt2")
+    critic = save_bert_reward_model(tmp_path / "bert_rm")
+    with pytest.raises(ValueError, match=r"critic must be a causal \(decoder\) model.*critic=None"):
+        LMPPO(
+            "LMPolicy",
+            env_factory(lm),
+            device="cpu",
+            policy_kwargs={"model": lm, "critic": str(critic)},
+        )

@@ -132,3 +132,62 @@ def test_progress_bar_works(agent_factory) -> None:
     agent = agent_factory()
     agent.learn(agent.n_steps * agent.n_envs, progress_bar=True)
     assert agent.num_timesteps == agent.n_steps * agent.n_envs
+
+
+def critic_agent(agent_factory, lm_factory, tokenizer_factory, tmp_path, **ppo):
+    """A GPT-2 agent whose critic is a reward model initialised from the SFT policy."""
+    from rlhf_gym.reward_models import RewardModel, init_reward_model
+
+    lm_factory("gpt2").save_pretrained(tmp_path / "sft")
+    network = init_reward_model(tmp_path / "sft", pad_token_id=0, seed=1)
+    RewardModel(network, tokenizer_factory(), device="cpu").save_pretrained(tmp_path / "rm")
+    return agent_factory("gpt2", policy_kwargs={"critic": str(tmp_path / "rm")}, **ppo)
+
+
+def test_critic_forward_counts(agent_factory, lm_factory, tokenizer_factory, tmp_path) -> None:
+    # 7 steps of 5-token episodes: fragments, and episodes the rollout cuts (bootstrapped)
+    agent = critic_agent(
+        agent_factory, lm_factory, tokenizer_factory, tmp_path,
+        num_envs=3, max_new_tokens=5, n_steps=7, n_epochs=2, batch_size=2,
+    )  # fmt: skip
+    policy = agent.policy
+    critic, actor = ForwardCounter(policy.critic_trunk), ForwardCounter(policy.model)
+    collect(agent)
+    buffer = agent.rollout_buffer
+    sequences = buffer.num_sequences
+    assert sequences > agent.n_envs
+    # no critic forward per token: one teacher-forced forward per batch_size sequences
+    assert critic.calls == int(np.ceil(sequences / agent.batch_size)) and critic.rows == sequences
+    assert actor.calls == agent.n_steps  # no policy forward for the bootstrap either
+    critic.calls = critic.rows = actor.calls = actor.rows = 0
+    agent.train()
+    per_epoch = int(np.ceil(sequences / agent.batch_size))
+    assert critic.calls == actor.calls == agent.n_epochs * per_epoch
+    assert critic.rows == actor.rows == agent.n_epochs * sequences
+
+
+def test_critic_values_match_teacher_forced_critic(
+    agent_factory, lm_factory, tokenizer_factory, tmp_path
+) -> None:
+    agent = critic_agent(
+        agent_factory, lm_factory, tokenizer_factory, tmp_path,
+        num_envs=3, max_new_tokens=5, n_steps=7, batch_size=2,
+    )  # fmt: skip
+    collect(agent)
+    buffer = agent.rollout_buffer
+    assert np.isfinite(buffer.values).all()
+    with torch.no_grad():
+        for batch in buffer.get_sequences(64, np.random.default_rng(0)):
+            _, values, _ = agent.policy.evaluate_sequences(
+                batch.input_ids, batch.attention_mask, batch.positions, batch.actions
+            )
+            mask = batch.token_mask
+            torch.testing.assert_close(values[mask], batch.old_values[mask], atol=1e-5, rtol=0)
+        # the bootstrap: the critic on the env's last observation, where the episode goes on
+        obs, _ = agent.policy.obs_to_tensor(agent._last_obs)
+        expected = agent.policy.predict_values(obs)[:, 0].numpy()
+    cut = ~agent._last_episode_starts
+    assert cut.any(), "the rollout should cut an episode"
+    # gamma = 1, no reward whitening: the last step's return is its reward plus the bootstrap
+    bootstrap = buffer.returns[-1] - buffer.rewards[-1]
+    np.testing.assert_allclose(bootstrap[cut], expected[cut], atol=1e-5)
