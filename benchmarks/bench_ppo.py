@@ -5,14 +5,22 @@ from config, B=32 prompts, 48 new tokens, 4 epochs of minibatches of 8 sequences
 loop is the natural hand-written RLHF step: KV-cached sampling from the policy (values from its
 hidden states), one full forward of the reference over the finished sequences, scoring, GAE and
 the PPO epochs. LMPPO does the same through the VecEnv (the env runs the reference cached, step by
-step). Run: ``python benchmarks/bench_ppo.py [--device cuda] [--threads 2]``.
+step). ``--critic`` runs the second configuration: a separate critic initialised from a reward
+model (itself initialised from the policy), trained with the policy; the bare loop evaluates it
+with one teacher-forced forward over the finished sequences. Each side runs in its own child
+process, so the peak RSS printed is that side's alone.
+Run: ``python benchmarks/bench_ppo.py [--critic] [--device cuda] [--threads 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import multiprocessing
+import resource
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +29,7 @@ from rlhf_gym.envs import TextGenerationVecEnv
 from rlhf_gym.lm.device import resolve_device
 from rlhf_gym.toy.grammar import ToyWorld
 from rlhf_gym.toy.tokenizer import build_tokenizer
-from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
+from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 B, NEW, EPOCHS, MB = 32, 48, 4, 8
 
@@ -49,9 +57,24 @@ def make_model(vocab: int, seed: int = 0) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config).eval()
 
 
-def lmppo_iteration(device: torch.device) -> tuple[float, float]:
+def save_critic_source(
+    model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, folder: Path
+) -> str:
+    """A reward model initialised from the policy: ``--critic`` runs start their critic here."""
+    from rlhf_gym.reward_models import RewardModel, init_reward_model
+
+    model.save_pretrained(folder / "sft")
+    network = init_reward_model(folder / "sft", pad_token_id=0, seed=1)
+    RewardModel(network, tokenizer, device="cpu").save_pretrained(folder / "rm")
+    return str(folder / "rm")
+
+
+def lmppo_iteration(device: torch.device, critic: bool) -> tuple[float, float]:
     tokenizer = build_tokenizer()
     model = make_model(len(tokenizer))
+    policy_kwargs: dict = {"model": model}
+    if critic:  # the folder is left for the OS to clean: the agent reads it while it lives
+        policy_kwargs["critic"] = save_critic_source(model, tokenizer, Path(tempfile.mkdtemp()))
     env = TextGenerationVecEnv(
         B,
         tokenizer=tokenizer,
@@ -70,7 +93,7 @@ def lmppo_iteration(device: torch.device) -> tuple[float, float]:
         n_epochs=EPOCHS,
         seed=0,
         device=device,
-        policy_kwargs={"model": model},
+        policy_kwargs=policy_kwargs,
     )
     agent.learn(B * NEW)  # warm-up
     start = time.perf_counter()
@@ -85,14 +108,17 @@ def sync(device: torch.device) -> None:
 
 
 class Bare:
-    """The hand-written loop: policy + value head, frozen reference, Adam."""
+    """The hand-written loop: policy + value head (or a separate critic), frozen reference, Adam."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, critic: bool = False) -> None:
         self.tokenizer = build_tokenizer()
         self.policy = make_model(len(self.tokenizer)).to(device)
         self.reference = copy.deepcopy(self.policy).requires_grad_(False)
         self.head = torch.nn.Linear(128, 1).to(device)
+        # the separate critic: a copy of the policy's trunk, as a reward model initialised from it
+        self.critic = copy.deepcopy(self.policy.transformer) if critic else None
         params = [*self.policy.parameters(), *self.head.parameters()]
+        params += [*self.critic.parameters()] if critic else []
         self.optimizer = torch.optim.Adam(params, lr=1e-5, eps=1e-5)
         self.generator = torch.Generator(device).manual_seed(0)
         self.device = device
@@ -114,9 +140,17 @@ class Bare:
             dist = torch.log_softmax(out.logits[:, -1].float(), -1)
             token = torch.multinomial(dist.exp(), 1, generator=self.generator)
             logps.append(dist.gather(1, token).squeeze(1))
-            values.append(self.head(out.hidden_states[-1][:, -1].float()).squeeze(-1))
+            if self.critic is None:
+                values.append(self.head(out.hidden_states[-1][:, -1].float()).squeeze(-1))
             ids, step_ids = torch.cat([ids, token], 1), token
+        if self.critic is not None:  # one teacher-forced critic forward over the sequences
+            return ids, torch.stack(logps, 1), self.critic_values(ids, prompt_len), prompt_len
         return ids, torch.stack(logps, 1), torch.stack(values, 1), prompt_len
+
+    def critic_values(self, ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
+        with self.amp:
+            hidden = self.critic(input_ids=ids).last_hidden_state
+        return self.head(hidden[:, prompt_len - 1 : -1].float()).squeeze(-1)
 
     @torch.no_grad()
     def rewards(self, ids: torch.Tensor, logps: torch.Tensor, prompt_len: int) -> tuple:
@@ -161,7 +195,10 @@ class Bare:
                     .gather(2, ids[rows, prompt_len:, None])
                     .squeeze(-1)
                 )
-                v = self.head(out.hidden_states[-1][:, prompt_len - 1 : -1].float()).squeeze(-1)
+                if self.critic is None:
+                    v = self.head(out.hidden_states[-1][:, prompt_len - 1 : -1].float()).squeeze(-1)
+                else:
+                    v = self.critic_values(ids[rows], prompt_len)
                 ratio = (lp - old_lp[rows]).exp()
                 a, m = adv[rows], mask[rows]
                 pg = torch.max(-a * ratio, -a * ratio.clamp(0.8, 1.2))
@@ -183,28 +220,50 @@ class Bare:
         return time.perf_counter() - start
 
 
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_side(side: str, device_name: str, threads: int, critic: bool, repeats: int) -> tuple:
+    """One side's median seconds (and LMPPO's rollout seconds), in a fresh child process."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device_name)
+    if side == "bare":
+        bare = Bare(device, critic)
+        bare.iteration()  # warm-up
+        return float(np.median([bare.iteration() for _ in range(repeats)])), 0.0, peak_rss_mib()
+    runs = [lmppo_iteration(device, critic) for _ in range(repeats)]
+    median = float(np.median([r[0] for r in runs]))
+    return median, float(np.median([r[1] for r in runs])), peak_rss_mib()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations (median)")
+    parser.add_argument("--critic", action="store_true", help="a separate critic from an RM")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    bare = Bare(device)
-    bare.iteration()  # warm-up
-    bare_s = float(np.median([bare.iteration() for _ in range(args.repeats)]))
-    runs = [lmppo_iteration(device) for _ in range(args.repeats)]
-    lmppo_s = float(np.median([r[0] for r in runs]))
-    rollout_s = float(np.median([r[1] for r in runs]))
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for side in ("bare", "lmppo"):
+        with context.Pool(1) as pool:
+            results[side] = pool.apply(
+                run_side, (side, args.device, args.threads, args.critic, args.repeats)
+            )
+    (bare_s, _, bare_rss), (lmppo_s, rollout_s, lmppo_rss) = results["bare"], results["lmppo"]
+    values = "critic from a reward model" if args.critic else "value head on the policy trunk"
     print(
-        f"device={device} threads={torch.get_num_threads()} B={B} new_tokens={NEW} "
-        f"epochs={EPOCHS} minibatch={MB}"
+        f"device={resolve_device(args.device)} threads={args.threads or 'default'} B={B} "
+        f"new_tokens={NEW} epochs={EPOCHS} minibatch={MB} values: {values}"
     )
-    print(f"bare PyTorch loop : {bare_s:.3f} s/iteration")
-    print(f"LMPPO (env.step)  : {lmppo_s:.3f} s/iteration (rollout {rollout_s:.3f} s)")
-    print(f"ratio LMPPO/bare  : {lmppo_s / bare_s:.2f}x (goal <= 1.3x)")
+    print(f"bare PyTorch loop : {bare_s:.3f} s/iteration, peak RSS {bare_rss:.0f} MiB")
+    print(
+        f"LMPPO (env.step)  : {lmppo_s:.3f} s/iteration (rollout {rollout_s:.3f} s), "
+        f"peak RSS {lmppo_rss:.0f} MiB"
+    )
+    print(f"ratio LMPPO/bare  : {lmppo_s / bare_s:.2f}x (goal <= 1.2x)")
 
 
 if __name__ == "__main__":
