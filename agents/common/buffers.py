@@ -209,8 +209,8 @@ class LMRolloutBuffer(DictRolloutBuffer):
             n = len(pos)
             ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
             token_mask[row, :n] = True
-            # with_next: one more position; padding repeats the last, so it stays in range
-            positions[row] = np.minimum(pos[0] + np.arange(positions.shape[1]), pos[-1] + with_next)
+            # with_next: one more position, the last action's own; padding repeats the last one
+            positions[row, :n], positions[row, n:] = pos, pos[-1] + with_next
         as_tensor = self.to_torch
         return SequenceInputs(
             input_ids=as_tensor(ids).long(),

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -48,20 +51,25 @@ def test_one_iteration_per_architecture(agent_factory, arch: str) -> None:
         assert np.isfinite(agent.last_metrics[key]), key
 
 
-def test_rollout_logprobs_match_teacher_forced_forward(agent_factory) -> None:
-    agent = agent_factory("llama", num_envs=3, max_new_tokens=5, n_steps=7)
-    collect(agent)
-    buffer = agent.rollout_buffer
+def teacher_forced(agent) -> Iterator[tuple[Any, torch.Tensor, torch.Tensor]]:
+    """Each batch of the rollout's sequences with the policy's teacher-forced log-probs, values."""
     with torch.no_grad():
-        for batch in buffer.get_sequences(64, np.random.default_rng(0)):
+        for batch in agent.rollout_buffer.get_sequences(64, np.random.default_rng(0)):
             log_prob, values, _ = agent.policy.evaluate_sequences(
                 batch.input_ids, batch.attention_mask, batch.positions, batch.actions
             )
-            mask = batch.token_mask
-            torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], atol=1e-4, rtol=0)
-            torch.testing.assert_close(values[mask], batch.old_values[mask], atol=1e-4, rtol=0)
+            yield batch, log_prob, values
+
+
+def test_rollout_logprobs_match_teacher_forced_forward(agent_factory) -> None:
+    agent = agent_factory("llama", num_envs=3, max_new_tokens=5, n_steps=7)
+    collect(agent)
+    for batch, log_prob, values in teacher_forced(agent):
+        mask = batch.token_mask
+        torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], atol=1e-4, rtol=0)
+        torch.testing.assert_close(values[mask], batch.old_values[mask], atol=1e-4, rtol=0)
     # 7 steps of 5-token episodes: every env column holds more than one segment
-    assert buffer.num_sequences > agent.n_envs
+    assert agent.rollout_buffer.num_sequences > agent.n_envs
 
 
 def test_forward_counts_rollout_and_update(agent_factory) -> None:
@@ -176,14 +184,10 @@ def test_critic_values_match_teacher_forced_critic(
     collect(agent)
     buffer = agent.rollout_buffer
     assert np.isfinite(buffer.values).all()
-    with torch.no_grad():
-        for batch in buffer.get_sequences(64, np.random.default_rng(0)):
-            _, values, _ = agent.policy.evaluate_sequences(
-                batch.input_ids, batch.attention_mask, batch.positions, batch.actions
-            )
-            mask = batch.token_mask
-            torch.testing.assert_close(values[mask], batch.old_values[mask], atol=1e-5, rtol=0)
-        # the bootstrap: the critic on the env's last observation, where the episode goes on
+    for batch, _, values in teacher_forced(agent):
+        mask = batch.token_mask
+        torch.testing.assert_close(values[mask], batch.old_values[mask], atol=1e-5, rtol=0)
+    with torch.no_grad():  # the bootstrap: the critic on the env's last observation
         obs, _ = agent.policy.obs_to_tensor(agent._last_obs)
         expected = agent.policy.predict_values(obs)[:, 0].numpy()
     cut = ~agent._last_episode_starts
