@@ -5,11 +5,18 @@ from config, B=32 prompts, 48 new tokens, 4 epochs of minibatches of 8 sequences
 loop is the natural hand-written RLHF step: KV-cached sampling from the policy (values from its
 hidden states), one full forward of the reference over the finished sequences, scoring, GAE and
 the PPO epochs. LMPPO does the same through the VecEnv (the env runs the reference cached, step by
-step). ``--critic`` runs the second configuration: a separate critic initialised from a reward
-model (itself initialised from the policy), trained with the policy; the bare loop evaluates it
-with one teacher-forced forward over the finished sequences. Each side runs in its own child
-process, so the peak RSS printed is that side's alone.
-Run: ``python benchmarks/bench_ppo.py [--critic] [--device cuda] [--threads 2]``.
+step). LMPPO runs twice: with episode-aligned rollouts (its default: one whole episode per
+env, finished rows out of the batch) and with SB3's fixed ``n_steps`` rollouts
+(``episode_aligned=False``, episodes carried across iterations). ``--critic`` runs the second
+configuration: a separate critic initialised from a reward model (itself initialised from the
+policy), trained with the policy; the bare loop evaluates it with one teacher-forced forward
+over the finished sequences. Each side runs in its own child process, so the peak RSS printed
+is that side's alone. Beside the wall-clock ratio it prints the ratio of process CPU seconds,
+which a busy shared machine disturbs less. ``--rounds`` alternates the three sides that many
+times and prints the median (and range) of each side's per-round medians. LMPPO's peak RSS is
+broken down into the process before any model, the models' weights, Adam's state and the rest
+(activations, caches, allocator slack).
+Run: ``python benchmarks/bench_ppo.py [--critic] [--device cuda] [--threads 2] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -69,7 +76,9 @@ def save_critic_source(
     return str(folder / "rm")
 
 
-def lmppo_iteration(device: torch.device, critic: bool) -> tuple[float, float]:
+def lmppo_iteration(
+    device: torch.device, critic: bool, episode_aligned: bool
+) -> tuple[float, float, dict[str, float]]:
     tokenizer = build_tokenizer()
     model = make_model(len(tokenizer))
     policy_kwargs: dict = {"model": model}
@@ -91,15 +100,41 @@ def lmppo_iteration(device: torch.device, critic: bool) -> tuple[float, float]:
         n_steps=NEW,
         batch_size=MB,
         n_epochs=EPOCHS,
+        episode_aligned=episode_aligned,
         seed=0,
         device=device,
         policy_kwargs=policy_kwargs,
     )
     agent.learn(B * NEW)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     agent.learn(B * NEW, reset_num_timesteps=False)
     sync(device)
-    return time.perf_counter() - start, agent.last_metrics["time/rollout_s"]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, agent.last_metrics["time/rollout_s"], memory_held(agent), cpu
+
+
+def mib(tensors) -> float:
+    """The MiB the tensors hold (each storage counted once)."""
+    seen: dict[int, int] = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values()) / 2**20
+
+
+def memory_held(agent: LMPPO) -> dict[str, float]:
+    """MiB of the models' weights and of the optimizer's state, by owner."""
+    policy = agent.policy
+    critic = policy.critic_trunk
+    critic_ids = {id(p) for p in critic.parameters()} if critic is not None else set()
+    own = [p for p in policy.parameters() if id(p) not in critic_ids]
+    state = [t for s in policy.optimizer.state.values() for t in s.values() if t.dim()]
+    return {
+        "policy (+ value head)": mib(own),
+        "critic": mib(critic.parameters()) if critic is not None else 0.0,
+        "reference": mib(agent.env.get_attr("reference_model")[0].parameters()),
+        "Adam state": mib(state),
+    }
 
 
 def sync(device: torch.device) -> None:
@@ -210,32 +245,52 @@ class Bare:
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
                 self.optimizer.step()
 
-    def iteration(self) -> float:
-        start = time.perf_counter()
+    def iteration(self) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         ids, logps, values, prompt_len = self.generate()
         rewards, mask = self.rewards(ids, logps, prompt_len)
         adv, returns = self.gae(rewards, values, mask)
         self.update(ids, logps, values, adv, returns, mask, prompt_len)
         sync(self.device)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_side(side: str, device_name: str, threads: int, critic: bool, repeats: int) -> tuple:
+SIDES = {
+    "bare": "bare PyTorch loop",
+    "episodes": "LMPPO, episode-aligned",
+    "fixed": "LMPPO, fixed n_steps",
+}
+
+
+def run_side(side: str, device_name: str, threads: int, critic: bool, repeats: int) -> dict:
     """One side's median seconds (and LMPPO's rollout seconds), in a fresh child process."""
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device_name)
+    start_rss = peak_rss_mib()  # the process with torch and transformers loaded, no model yet
     if side == "bare":
         bare = Bare(device, critic)
         bare.iteration()  # warm-up
-        return float(np.median([bare.iteration() for _ in range(repeats)])), 0.0, peak_rss_mib()
-    runs = [lmppo_iteration(device, critic) for _ in range(repeats)]
-    median = float(np.median([r[0] for r in runs]))
-    return median, float(np.median([r[1] for r in runs])), peak_rss_mib()
+        times = np.array([bare.iteration() for _ in range(repeats)])
+        seconds, cpu = np.median(times, axis=0)
+        return {"s": seconds, "cpu": cpu, "rollout_s": 0.0, "rss": peak_rss_mib(), "held": {}}
+    runs = [lmppo_iteration(device, critic, side == "episodes") for _ in range(repeats)]
+    return {
+        "s": float(np.median([r[0] for r in runs])),
+        "cpu": float(np.median([r[3] for r in runs])),
+        "rollout_s": float(np.median([r[1] for r in runs])),
+        "rss": peak_rss_mib(),
+        "held": {"process before any model": start_rss, **runs[-1][2]},
+    }
+
+
+def spread(values: list[float]) -> str:
+    """``median (min…max)`` of a side's per-round figures."""
+    return f"{np.median(values):.3f} ({min(values):.3f}…{max(values):.3f})"
 
 
 def main() -> None:
@@ -243,27 +298,38 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--repeats", type=int, default=3, help="timed iterations (median)")
+    parser.add_argument("--rounds", type=int, default=1, help="times the sides alternate")
     parser.add_argument("--critic", action="store_true", help="a separate critic from an RM")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
-    results = {}
-    for side in ("bare", "lmppo"):
-        with context.Pool(1) as pool:
-            results[side] = pool.apply(
-                run_side, (side, args.device, args.threads, args.critic, args.repeats)
-            )
-    (bare_s, _, bare_rss), (lmppo_s, rollout_s, lmppo_rss) = results["bare"], results["lmppo"]
+    results: dict[str, list[dict]] = {side: [] for side in SIDES}
+    for _ in range(args.rounds):
+        for side in SIDES:
+            task = (side, args.device, args.threads, args.critic, args.repeats)
+            with context.Pool(1) as pool:
+                results[side].append(pool.apply(run_side, task))
     values = "critic from a reward model" if args.critic else "value head on the policy trunk"
     print(
         f"device={resolve_device(args.device)} threads={args.threads or 'default'} B={B} "
-        f"new_tokens={NEW} epochs={EPOCHS} minibatch={MB} values: {values}"
+        f"new_tokens={NEW} epochs={EPOCHS} minibatch={MB} values: {values}; "
+        f"median (min…max) of {args.rounds} round(s), each the median of {args.repeats}"
     )
-    print(f"bare PyTorch loop : {bare_s:.3f} s/iteration, peak RSS {bare_rss:.0f} MiB")
-    print(
-        f"LMPPO (env.step)  : {lmppo_s:.3f} s/iteration (rollout {rollout_s:.3f} s), "
-        f"peak RSS {lmppo_rss:.0f} MiB"
-    )
-    print(f"ratio LMPPO/bare  : {lmppo_s / bare_s:.2f}x (goal <= 1.2x)")
+    bare = {key: float(np.median([r[key] for r in results["bare"]])) for key in ("s", "cpu")}
+    for side, label in SIDES.items():
+        runs = results[side]
+        wall, cpu = (float(np.median([r[key] for r in runs])) for key in ("s", "cpu"))
+        rollout = "" if side == "bare" else f", rollout {spread([r['rollout_s'] for r in runs])} s"
+        ratio = f" = {wall / bare['s']:.2f}x bare (CPU time {cpu / bare['cpu']:.2f}x)"
+        print(
+            f"{label:<24}: {spread([r['s'] for r in runs])} s/iteration"
+            f"{'' if side == 'bare' else ratio}{rollout}, "
+            f"peak RSS {np.median([r['rss'] for r in runs]):.0f} MiB"
+        )
+    held = results["episodes"][-1]["held"]
+    rest = np.median([r["rss"] for r in results["episodes"]]) - sum(held.values())
+    parts = ", ".join(f"{name} {value:.0f}" for name, value in held.items())
+    print(f"episode-aligned peak RSS, MiB: {parts}, the rest (activations, caches) {rest:.0f}")
+    print("goal: LMPPO episode-aligned <= 1.2x bare")
 
 
 if __name__ == "__main__":

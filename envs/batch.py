@@ -64,10 +64,11 @@ class TextGenerationBatch:
     """N token-level text-generation episodes with batched, KV-cached reward terms.
 
     Args are those of :class:`rlhf_gym.envs.TextGenerationEnv` (see its docstring), plus
-    ``num_envs`` and ``group_size``.
+    ``num_envs``, ``group_size`` and ``rounds``.
 
-    **Prompt groups** (``group_size`` k > 1): adjacent rows of k share a prompt and run in
-    rounds; a row that ends early waits (its actions ignored) until the round's last row ends
+    **Rounds** (``rounds=True``, implied by prompt groups, ``group_size`` k > 1, whose adjacent
+    rows of k share a prompt): a row that ends early waits (its actions ignored, its models'
+    forwards without it) until the round's last row ends, and then every row restarts
     (:mod:`rlhf_gym.envs.groups`, ``docs/grpo_rloo.md``).
     """
 
@@ -94,6 +95,7 @@ class TextGenerationBatch:
         prompt_column: str = "prompt",
         prompt_truncation: PromptTruncation = "left",
         group_size: int = 1,
+        rounds: bool = False,
     ) -> None:
         if num_envs < 1 or max_prompt_tokens < 1 or max_new_tokens < 1:
             raise ValueError("num_envs, max_prompt_tokens and max_new_tokens must all be >= 1.")
@@ -128,7 +130,7 @@ class TextGenerationBatch:
         self.prompt_index = np.zeros(num_envs, dtype=np.int64)
         self.returns = np.zeros(num_envs)  # the running episode return of each row
         self.done = np.ones(num_envs, dtype=bool)  # a row needs a reset before its first step
-        init_groups(self, group_size)
+        init_groups(self, group_size, rounds)
         self._handover: np.ndarray | None = None
         self._runners: dict[str, CachedCausalLM] = {}
         self._logits: dict[str, torch.Tensor] = {}
@@ -270,19 +272,17 @@ class TextGenerationBatch:
         finished = self._finish(ended, truncated)
         info["score"] = np.zeros(self.num_envs)
         info["score"][list(finished)] = [episode.score for episode in finished.values()]
-        if self.group_size > 1:  # the episode each row stepped, and whether it only waited
+        if self.rounds:  # the episode each row stepped, and whether it only waited
             info.update(group=self.group.astype(np.float64), waiting=(~live).astype(np.float64))
         rewards = rewards + info["score"]
         self.returns += rewards
         for row, episode in finished.items():
             episode.episode_return, self.returns[row] = float(self.returns[row]), 0.0
-        if len(rows) == self.num_envs and not len(ended):  # the common step: a token per row
+        if not len(ended):  # the common step: a token per live row (the waiting ones are retired)
             self._advance_one(actions)
         else:
             tokens = [[int(a)] if live[r] else [] for r, a in enumerate(actions)]
             self._pending = (tokens, restart_ended(self, ended, tokens, autoreset).tolist())
-            if not len(ended):
-                self._flush()
         return BatchStep(rewards, terminated, truncated, info, finished)
 
     # ----------------------------------------------------------------- internals
@@ -386,12 +386,14 @@ class TextGenerationBatch:
 
     @torch.no_grad()
     def _catch_up(self) -> None:
-        """Give a model that starts following mid-episode the live rows' tokens so far."""
+        """Give a model that starts following mid-episode the live rows' tokens; retire the rest."""
         if self.done.all():
             return  # nothing is live (before the first reset, or every episode ended)
         histories = token_histories(self)
+        over = np.flatnonzero(self.done | self.waiting)
         for name, model in self._followed().items():
             if name not in self._runners:
                 self._runners[name] = self._new_runner(model)
+                self._runners[name].retire(over)
                 resets = [bool(h) for h in histories]
                 self._logits[name] = self._runners[name].advance(histories, resets).logits

@@ -1,8 +1,8 @@
 """The episode core's state as plain arrays and generator states, for exact checkpoints.
 
-Only data: token buffers, prompt indices, lengths, done flags, running returns, the prompt
-groups (waiting rows, group ids, the group counter), each row's numpy generator state and
-β. The KV caches are rebuilt from the tokens after a restore (:func:`token_histories`), and
+Only data: token buffers, prompt indices, lengths, done flags, running returns, the rounds
+(waiting rows, group ids, the group counter), each row's numpy generator state and β. The KV
+caches are rebuilt from the tokens after a restore (:func:`token_histories`), and
 :func:`finished_episode` reads an ended row's episode out of the same arrays.
 """
 
@@ -15,7 +15,7 @@ from rlhf_gym.envs.terms import FinishedEpisode
 from rlhf_gym.lm.encoding import first_stop
 
 STATE_ARRAYS = ("ids", "attention", "prompt_len", "gen_len", "prompt_index", "done", "returns")
-#: Arrays of the prompt groups; a state saved before groups existed has none (no group waits).
+#: Arrays of the rounds; a state saved before rounds existed has none (no row waits).
 GROUP_ARRAYS = ("waiting", "group")
 
 
@@ -35,8 +35,14 @@ def restore_episode_state(core: Any, state: dict[str, Any]) -> None:
     """Put :func:`episode_state`'s arrays, generators and β back into ``core``.
 
     Raises:
-        ValueError: when the sizes or the prompts in flight do not fit this core.
+        ValueError: when the sizes or the prompts in flight do not fit this core, or rows wait
+            for their round in a core that does not run rounds.
     """
+    if np.asarray(state.get("waiting", False)).any() and not core.rounds:
+        raise ValueError(
+            "the saved episodes are mid-round (some rows wait for the round to end) and this env "
+            "does not run rounds; call set_rounds(True) before set_state."
+        )
     for name in STATE_ARRAYS + GROUP_ARRAYS:
         current = getattr(core, name)
         saved = np.asarray(state.get(name, np.zeros_like(current)))

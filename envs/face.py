@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlhf_gym.envs.batch import TextGenerationBatch
+from rlhf_gym.envs.groups import set_rounds
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
@@ -85,6 +86,19 @@ class BatchFace:
     def group_size(self) -> int:
         """Rows per prompt group (1: no groups); groups run in rounds (``docs/grpo_rloo.md``)."""
         return self.batch.group_size
+
+    @property
+    def rounds(self) -> bool:
+        """Whether ended rows wait for every row to end, then all restart together."""
+        return self.batch.rounds
+
+    def set_rounds(self, flag: bool) -> None:
+        """Run the rows in rounds (True) or let each restart on its own (False), from now on.
+
+        Turned on mid-episode, the round ends once every running episode has ended. Turning it
+        off raises with ``group_size`` > 1 (ValueError) or while a row waits (RuntimeError).
+        """
+        set_rounds(self.batch, flag)
 
     def at_round_start(self) -> bool:
         """Whether every row is at the first token of its episode and none is waiting."""

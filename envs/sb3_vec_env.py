@@ -30,9 +30,10 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
     The N envs are rows of one object, so ``get_attr``/``set_attr`` read and write that object
     (one value, repeated per index) and ``env_method`` calls it once and repeats its result,
     except per-row methods (``action_masks``) whose ``(N, ...)`` result is split by index.
-    With ``group_size=k``, adjacent envs of k share a prompt and run in rounds: an env that
-    ends early waits (``done`` once, then its actions are ignored with ``info["waiting"]`` 1)
-    until the round's last env ends; every group restarts in that step (docs/grpo_rloo.md).
+    With ``rounds=True`` (or :meth:`set_rounds`) the envs run in rounds: an env that ends early
+    waits (``done`` once, then its actions are ignored with ``info["waiting"]`` 1, and no model
+    forward computes it) until the round's last env ends; every env restarts in that step.
+    ``group_size=k`` implies rounds, with adjacent envs of k sharing a prompt (docs/grpo_rloo.md).
     Call :meth:`set_policy_logprobs` right before ``step_async``/``step`` to hand over
     log π_θ, or bind a ``policy_model``, or use ``kl_coef=0``.
     """

@@ -108,6 +108,8 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
     mask_model, mask_top_p: optional NLPO mask model and its top-p (see :meth:`action_masks`).
     terms: more reward terms (:mod:`rlhf_gym.envs.terms`), as the wrappers add them.
     device: ``"auto"`` = cuda when available. render_mode: None or ``"ansi"``.
+    rounds: taken for the vector faces' sake; with one row each episode is its own round, so
+    it only adds ``info["waiting"]`` (always 0) and ``info["group"]`` (the episode's id).
 
     ## Version History
     * v0: initial version; ``kl_reward``, ``terms`` and numpy-typed info added since.

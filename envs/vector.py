@@ -27,10 +27,11 @@ class TextGenerationVectorEnv(BatchFace, VectorEnv):
     ``SyncVectorEnv(autoreset_mode=SAME_STEP)`` does. No step is ever spent on a reset, and every
     action is a real token, which is what a token-level RL agent wants.
 
-    **Prompt groups:** ``group_size=k`` makes adjacent rows of k share a prompt and run in
-    rounds; a row that ends early waits (its actions ignored, ``info["waiting"]`` 1) until the
-    round's last row ends, when every group restarts in that step. ``info["group"]`` holds the
-    group id (docs/grpo_rloo.md).
+    **Rounds:** ``rounds=True`` (or :meth:`set_rounds`) makes a row that ends early wait (its
+    actions ignored, reward 0, ``info["waiting"]`` 1, no model forward for it) until the round's
+    last row ends, when every row restarts in that step. ``group_size=k`` implies rounds and
+    makes adjacent rows of k share a prompt. In rounds ``info["group"]`` holds the group id (the
+    episode's id with k = 1; docs/grpo_rloo.md).
 
     **Policy log-probs:** :meth:`set_policy_logprobs` with shape ``(N,)`` before a step, or a
     bound ``policy_model``, or ``kl_coef=0``. :meth:`action_masks` returns ``(N, V)``.

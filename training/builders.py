@@ -78,11 +78,13 @@ def check_algo(config: TrainPPOConfig) -> None:
         "--critic": bool(config.critic),
         "--whiten-rewards": config.whiten_rewards,
         "--target-kl": config.target_kl is not None,
+        "--fixed-steps": config.fixed_steps,
     }
     named = [flag for flag, given in unused.items() if given]
     if named:
         raise ValueError(
-            f"--algo {config.algo} has no value model or early stop: drop {', '.join(named)}."
+            f"--algo {config.algo} has no value model, early stop or fixed-step rollouts (a "
+            f"rollout is one round): drop {', '.join(named)}."
         )
 
 
@@ -100,9 +102,13 @@ def agent_class(config: TrainPPOConfig) -> type:
 def agent_settings(config: TrainPPOConfig) -> dict[str, Any]:
     """The agent's constructor arguments from the config, for ``--algo``."""
     n_steps = config.n_steps or config.max_new_tokens
+    settings = {
+        "n_steps": n_steps,
+        "n_epochs": config.ppo_epochs,
+        "episode_aligned": not config.fixed_steps,
+    }
     if config.algo == "ppo":
-        return {"n_steps": n_steps, "n_epochs": config.ppo_epochs, **pick(config, AGENT_FIELDS)}
-    settings = {"n_steps": n_steps, "n_epochs": config.ppo_epochs}
+        return {**settings, **pick(config, AGENT_FIELDS)}
     settings.update(pick(config, GROUP_AGENT_FIELDS))
     if config.algo == "grpo":  # the env pays no KL; β is the loss's, fixed
         return {**settings, "beta": config.kl_coef}

@@ -110,7 +110,19 @@ class TrainPPOConfig:
     )
     num_envs: int = field(default=32, metadata={"help": "parallel episodes (rows)", "min": 1})
     n_steps: int = field(
-        default=0, metadata={"help": "tokens per env per rollout (0: max_new_tokens)", "min": 0}
+        default=0,
+        metadata={
+            "help": "a round's step budget, >= max_new_tokens (with --fixed-steps: tokens per "
+            "env per rollout); 0: max_new_tokens",
+            "min": 0,
+        },
+    )
+    fixed_steps: bool = field(
+        default=False,
+        metadata={
+            "help": "ppo: SB3's fixed n_steps rollouts, episodes carried across iterations, "
+            "instead of one whole episode per env per rollout"
+        },
     )
     max_new_tokens: int = field(default=48, metadata={"help": "completion budget", "min": 1})
     max_prompt_tokens: int = field(

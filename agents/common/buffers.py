@@ -6,6 +6,10 @@ that falls inside the rollout. A segment's sequence is the observation at its fi
 prompt, or prompt plus earlier tokens when the episode began in a previous rollout) followed by
 the segment's actions, so one teacher-forced forward gives every log-prob and value it needs.
 
+An episode-aligned rollout (the LM agents' default) holds exactly one whole episode per env
+column, in its first ``lengths[env]`` steps (:meth:`LMRolloutBuffer.add_step`); the steps after
+it, while the row waited for the others, count for nothing: not in GAE, whitening or the update.
+
 A critic that is a separate model is not run during the rollout: :meth:`LMRolloutBuffer.close`
 cuts the segments, and :meth:`LMRolloutBuffer.fill_values` fills every step's value (and the
 bootstrap values) with one no-grad forward per ``batch_size`` segments, before GAE.
@@ -68,15 +72,19 @@ class SequenceInputs(NamedTuple):
 ValueFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def whiten(values: np.ndarray, shift_mean: bool = True, eps: float = 1e-8) -> np.ndarray:
+def whiten(
+    values: np.ndarray, shift_mean: bool = True, eps: float = 1e-8, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Scale to unit variance (and zero mean if ``shift_mean``).
 
     The mean and std are over every rank's values in a distributed run (one process: these
-    values), so that K ranks whiten as one process holding the union would.
+    values), so that K ranks whiten as one process holding the union would. With ``mask``, only
+    the entries it marks count and the others come back as 0.
     """
-    mean, std = global_mean_std(values)
+    mean, std = global_mean_std(values if mask is None else values[mask])
     out = (values - mean) / (std + eps)
-    return out if shift_mean else out + mean / (std + eps)
+    out = out if shift_mean else out + mean / (std + eps)
+    return out if mask is None else np.where(mask, out, 0.0)
 
 
 class LMRolloutBuffer(DictRolloutBuffer):
@@ -95,26 +103,67 @@ class LMRolloutBuffer(DictRolloutBuffer):
         self.whiten_rewards = whiten_rewards
         self.whiten_advantages = whiten_advantages
         self.segments: list[tuple[int, int, int]] = []
+        self.lengths: np.ndarray | None = None  # episode-aligned: each column's episode length
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
         """SB3's arrays, and no segments until :meth:`close`."""
         super().reset()
         self.segments = []
+        self.lengths = None
+
+    def add_step(self, *args, live: np.ndarray) -> None:
+        """:meth:`add` one step of an episode-aligned rollout.
+
+        Args:
+            *args: ``add``'s (obs, action, reward, episode_start, value, log_prob).
+            live: ``(N,)`` rows whose episode this step belongs to (not yet ended); the
+                others only wait, and their reward and value are stored as 0.
+        """
+        if self.lengths is None:
+            self.lengths = np.zeros(self.n_envs, dtype=np.int64)
+        obs, action, reward, episode_start, value, log_prob = args
+        self.lengths += live
+        live_t = torch.as_tensor(live, device=value.device)
+        self.add(
+            obs, action, np.where(live, reward, 0.0), episode_start,
+            torch.where(live_t, value, 0.0), log_prob,
+        )  # fmt: skip
 
     def close(self) -> None:
-        """Cut the filled rollout into segments (at episode starts)."""
-        self.segments = self._find_segments()
+        """Cut the filled rollout into segments: one per episode-aligned column, else at starts."""
+        if self.lengths is None:
+            self.segments = self._find_segments()
+            return
+        if (self.lengths == 0).any():
+            raise RuntimeError("an episode-aligned rollout needs at least one step of every row.")
+        self.segments = [(env, 0, int(self.lengths[env])) for env in range(self.n_envs)]
+        waited = np.arange(self.buffer_size)[:, None] >= self.lengths[None, :]
+        self.episode_starts[waited] = 1.0  # GAE stops at each episode's last step
+        self.full = True  # the round may end before buffer_size steps: its columns are whole
+
+    @property
+    def counted(self) -> np.ndarray | None:
+        """``(n_steps, n_envs)`` True on the steps of an episode-aligned rollout's episodes."""
+        if self.lengths is None:
+            return None
+        return np.arange(self.buffer_size)[:, None] < self.lengths[None, :]
 
     def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
-        """GAE as in SB3 (optionally on whitened rewards), then whiten; segments if not cut yet."""
-        if self.whiten_rewards:
-            self.rewards = whiten(self.rewards, shift_mean=False).astype(np.float32)
-        super().compute_returns_and_advantage(last_values, dones)
-        if self.whiten_advantages:
-            self.advantages = whiten(self.advantages).astype(np.float32)
+        """GAE as in SB3 (optionally on whitened rewards), then whiten; segments if not cut yet.
+
+        Episode-aligned, only the steps of the episodes count in either whitening.
+        """
         if not self.segments:
             self.close()
+        counted = self.counted
+        if self.whiten_rewards:
+            self.rewards = whiten(self.rewards, False, mask=counted).astype(np.float32)
+        super().compute_returns_and_advantage(last_values, dones)
+        if counted is not None:  # a waiting step has no advantage and no return
+            self.advantages, self.returns = self.advantages * counted, self.returns * counted
+        if self.whiten_advantages:
+            self.advantages = whiten(self.advantages, mask=counted).astype(np.float32)
 
     def fill_values(self, value_fn: ValueFn, batch_size: int, dones: np.ndarray) -> np.ndarray:
         """Every step's value from one no-grad forward per ``batch_size`` segments.

@@ -1,15 +1,16 @@
 """The base of every on-policy agent for language-model policies, the sb3-contrib way.
 
 :class:`LMOnPolicyAlgorithm` derives from SB3's ``OnPolicyAlgorithm`` and holds what PPO (and
-later GRPO or RLOO) share: the LM policy and its checks against the env, the KL controller that
+GRPO and RLOO) share: the LM policy and its checks against the env, the KL controller that
 owns the schedule of β (the env's ``kl_coef``), rollouts through ``env.step`` with the policy's
 KV cache as its recurrent state, a gradient step that refuses non-finite losses, and the
 bookkeeping after each update. An algorithm subclass adds its own arguments and ``train()``.
 
-Rollouts go one token per step, one cached policy forward per vector step; the act-time
-log-probs are handed to the env (``env.set_policy_logprobs``) so its KL term costs no second
-policy forward. A separate critic runs once per sequence after the rollout, before GAE. The
-logged keys are explained in ``docs/metrics.md``.
+Rollouts (:mod:`rlhf_gym.agents.common.rollouts`) go one token per step, one cached policy
+forward per vector step, with the act-time log-probs handed to the env so its KL term costs no
+second policy forward. By default a rollout is *episode-aligned*: one whole episode per env, a
+finished row out of every forward until the last one ends (``episode_aligned=False``: SB3's
+fixed ``n_steps``). The logged keys are explained in ``docs/metrics.md``.
 
 Under ``torchrun`` (a process group of K > 1 ranks, :mod:`rlhf_gym.distributed`) each rank
 collects its own shard with its own seed, and the ranks agree on everything that steers
@@ -20,7 +21,7 @@ gradient of every step. Only rank 0 logs. ``docs/distributed.md`` explains the c
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,8 +35,8 @@ from rlhf_gym.agents.common.kl_controller import (
 )
 from rlhf_gym.agents.common.models import check_token_spaces
 from rlhf_gym.agents.common.policies import LMActorCriticPolicy
-from rlhf_gym.agents.common.sequence_values import bootstrap_values
-from rlhf_gym.agents.common.stats import global_summary, objective_metrics
+from rlhf_gym.agents.common.rollouts import RolloutMixin
+from rlhf_gym.agents.common.stats import objective_metrics
 from rlhf_gym.agents.common.token_state import TokenCacheState
 from rlhf_gym.distributed import (
     all_reduce_gradients,
@@ -53,27 +54,13 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
-
-
-class VectorStep(NamedTuple):
-    """What one vector step of a rollout gives the buffer: the policy's act and the env's reply."""
-
-    actions: np.ndarray
-    values: torch.Tensor
-    log_probs: torch.Tensor
-    new_obs: Any
-    rewards: np.ndarray
-    dones: np.ndarray
-    infos: list[dict[str, Any]]
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss or gradient norm became NaN or inf; training stops before applying it."""
 
 
-class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
+class LMOnPolicyAlgorithm(RolloutMixin, CheckpointMixin, OnPolicyAlgorithm):
     """An on-policy algorithm whose policy is an LM acting one token per env step.
 
     Arguments not listed are SB3's ``OnPolicyAlgorithm``'s, here with RLHF defaults
@@ -89,6 +76,11 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         kl_horizon: controller horizon, in sequences.
         ref_refresh_every: copy the policy into the env's reference every K rollouts (0: never).
         whiten_rewards: scale rewards to unit variance before GAE.
+        n_steps: episode-aligned, the round's step budget, at least the env's
+            ``max_new_tokens``; else SB3's steps per env per rollout. None: ``max_new_tokens``.
+        episode_aligned: collect exactly one whole episode per env per rollout (the env runs
+            in rounds, :meth:`~rlhf_gym.envs.TextGenerationVecEnv.set_rounds`); False: SB3's
+            fixed ``n_steps`` rollouts, episodes carried across them.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"LMPolicy": LMActorCriticPolicy}
@@ -101,7 +93,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         policy: str | type[LMActorCriticPolicy],
         env: GymEnv,
         learning_rate: float | Schedule = 1e-5,
-        n_steps: int = 48,
+        n_steps: int | None = None,
         gamma: float = 1.0,
         gae_lambda: float = 0.95,
         ent_coef: float = 0.0,
@@ -112,6 +104,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         kl_horizon: int = 10_000,
         ref_refresh_every: int = 0,
         whiten_rewards: bool = False,
+        episode_aligned: bool = True,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
         seed: int | None = None,
@@ -121,6 +114,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
     ) -> None:
         self.adaptive_kl, self.kl_target, self.kl_horizon = adaptive_kl, kl_target, kl_horizon
         self.ref_refresh_every, self.whiten_rewards = ref_refresh_every, whiten_rewards
+        self.episode_aligned = episode_aligned
         self.kl_ctl: AdaptiveKLController | FixedKLController | None = None
         self.tracker: EpisodeTracker | None = None
         self.last_metrics: dict[str, float] = {}
@@ -145,6 +139,8 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         if "model" not in self.policy_kwargs:
             raise ValueError("policy_kwargs needs 'model': the SFT policy's name, path or object.")
         check_token_spaces(self.observation_space, self.action_space)
+        if self.n_steps is None:  # without an env (loaded for prediction) any size will do
+            self.n_steps = int(env_attr(self.env, "max_new_tokens")) if self.env is not None else 1
         if self.env is not None:
             self.policy_kwargs.setdefault("temperature", float(env_attr(self.env, "temperature")))
         super()._setup_model()
@@ -154,6 +150,7 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         self._seed_generators()
         if self.env is not None:
             self._check_env()
+            self._set_rounds()
             if self.kl_ctl is None:  # β has one owner, the env: start from its value
                 self.kl_ctl = make_kl_controller(
                     env_call(self.env, "get_kl_coef"),
@@ -200,6 +197,28 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
                 "weights with adapters disabled."
             )
 
+    def _set_rounds(self) -> None:
+        """Episode-aligned: put the env in rounds, after checking a round fits the budget."""
+        rounds = bool(env_attr(self.env, "rounds"))
+        if not self.episode_aligned:
+            if rounds:
+                raise ValueError(
+                    "episode_aligned=False runs SB3's fixed n_steps rollouts, which need an env "
+                    "whose rows restart at once; this env runs in rounds (rounds=True or "
+                    "group_size > 1). Build it without rounds, or keep episode_aligned=True."
+                )
+            return
+        budget = int(env_attr(self.env, "max_new_tokens"))
+        if self.n_steps < budget:
+            raise ValueError(
+                f"n_steps={self.n_steps} < the env's max_new_tokens={budget}: an episode-aligned "
+                "rollout holds every row's whole episode. Pass n_steps >= max_new_tokens (or "
+                "None), or episode_aligned=False (train-ppo: --fixed-steps) for fixed n_steps "
+                "rollouts."
+            )
+        if not rounds:
+            env_call(self.env, "set_rounds", True)
+
     def _setup_learn(
         self,
         total_timesteps: int,
@@ -217,76 +236,6 @@ class LMOnPolicyAlgorithm(CheckpointMixin, OnPolicyAlgorithm):
         if reset and self.tracker is not None:
             self.tracker = EpisodeTracker(self.n_envs)  # fresh episodes: drop running sums
         return result
-
-    # ------------------------------------------------------------------ rollouts
-
-    def collect_rollouts(
-        self,
-        env: VecEnv,
-        callback: BaseCallback,
-        rollout_buffer: LMRolloutBuffer,  # type: ignore[override]
-        n_rollout_steps: int,
-    ) -> bool:
-        """Fill the buffer through ``env.step``, one cached policy forward per vector step."""
-        assert self._last_obs is not None and self.tracker is not None
-        start = time.perf_counter()
-        self.policy.set_training_mode(False)
-        rollout_buffer.reset()
-        self.tracker.clear_finished()
-        rebuild_caches = getattr(env, "rebuild_caches", None)
-        if rebuild_caches is not None:  # fresh env caches, as a resumed run has: bitwise resumes
-            rebuild_caches()
-        callback.on_rollout_start()
-        # weights changed since the last rollout: the cache is rebuilt once, then only grows
-        self._rollout_state = state = self.policy.initial_state(env.num_envs)
-        dones = np.zeros(env.num_envs, dtype=bool)
-        for _ in range(n_rollout_steps):
-            step = self._act_and_step(env, state, self._last_episode_starts, callback)
-            if step is None:
-                return False
-            dones = step.dones
-            # no bootstrap on truncation: the episode is over and its score was paid
-            rollout_buffer.add(
-                self._last_obs,
-                step.actions.reshape(-1, 1),
-                step.rewards,  # type: ignore[arg-type]
-                self._last_episode_starts,
-                step.values,
-                step.log_probs,  # type: ignore[arg-type]
-            )
-            self._last_obs, self._last_episode_starts = step.new_obs, dones  # type: ignore[assignment]
-        rollout_buffer.close()
-        last_values = bootstrap_values(
-            self.policy, rollout_buffer, state, self._last_obs, dones, self.batch_size
-        )
-        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
-        self._rollout_stats = global_summary(self.tracker.summary())
-        self._rollout_stats["rollout_s"] = time.perf_counter() - start
-        callback.update_locals(locals())
-        callback.on_rollout_end()
-        return True
-
-    def _act_and_step(
-        self, env: VecEnv, state: TokenCacheState, starts: np.ndarray, callback: BaseCallback
-    ) -> VectorStep | None:
-        """One vector step: act (one cached forward), hand the log-probs to the env, step it.
-
-        The step is counted, shown to the callbacks (their ``locals`` hold ``infos``, ``dones``
-        and ``new_obs`` as in SB3) and to the episode tracker. None when a callback stops.
-        """
-        with torch.no_grad():
-            obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-            actions, values, log_probs, entropy = self.policy.act(state, obs_tensor, starts)
-        actions_np = actions.cpu().numpy()
-        env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
-        new_obs, rewards, dones, infos = env.step(actions_np)
-        self.num_timesteps += env.num_envs
-        callback.update_locals(locals())
-        if not callback.on_step():
-            return None
-        self._update_info_buffer(infos, dones)
-        self.tracker.step(rewards, dones, infos, entropy.cpu().numpy())  # type: ignore[union-attr]
-        return VectorStep(actions_np, values, log_probs, new_obs, rewards, dones, infos)
 
     # ------------------------------------------------------------------ update
 

@@ -30,7 +30,7 @@ from rlhf_gym.agents.common.models import (
     save_value_model,
     upcast_trainable,
 )
-from rlhf_gym.agents.common.token_state import TokenCacheState, TokenStep, new_tokens
+from rlhf_gym.agents.common.token_state import TokenCacheState, TokenStep
 from rlhf_gym.lm.loading import generation_config, torch_dtype, vocab_size_of
 from rlhf_gym.lm.runner import CachedCausalLM
 from stable_baselines3.common.policies import BasePolicy
@@ -283,7 +283,7 @@ class LMActorCriticPolicy(BasePolicy):
             temperature=self.temperature,
             output_hidden=self.with_value and self.critic_trunk is None,
         )
-        return TokenCacheState(actor, np.zeros(num_envs, dtype=np.int64))
+        return TokenCacheState.fresh(actor)
 
     def advance(
         self,
@@ -303,12 +303,7 @@ class LMActorCriticPolicy(BasePolicy):
             separate critic (filled per sequence after the rollout), so none is used unfilled.
         """
         assert isinstance(obs, dict), "pass the env's Dict observation (input_ids, attention_mask)."
-        tokens, resets, state.lengths = new_tokens(
-            state.lengths,
-            obs["input_ids"].detach().cpu().numpy(),
-            obs["attention_mask"].detach().cpu().numpy(),
-            episode_starts,
-        )
+        tokens, resets = state.feed(obs, episode_starts)
         with self.autocast():
             step = state.actor.advance(tokens, resets)
         if not self.values_from_act:

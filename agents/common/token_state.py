@@ -33,10 +33,33 @@ class TokenCacheState:
     Attributes:
         actor: the cached runner of the policy LM (one row per env).
         lengths: ``(N,)`` int64, how many tokens each row has seen (0: nothing yet).
+        retired: ``(N,)`` bool, rows whose episode ended and that wait for their round: they
+            are fed nothing and left out of every forward until their episode start.
     """
 
     actor: CachedCausalLM
     lengths: np.ndarray
+    retired: np.ndarray
+
+    @classmethod
+    def fresh(cls, actor: CachedCausalLM) -> TokenCacheState:
+        """A state whose rows have seen nothing and none waits."""
+        rows = actor.num_rows
+        return cls(actor, np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=bool))
+
+    def feed(self, obs: dict[str, torch.Tensor], episode_starts: np.ndarray | None) -> tuple:
+        """:func:`new_tokens` of ``obs`` for this state, whose counts it updates."""
+        ids, mask = (obs[key].detach().cpu().numpy() for key in ("input_ids", "attention_mask"))
+        tokens, resets, self.lengths = new_tokens(
+            self.lengths, ids, mask, episode_starts, self.retired
+        )
+        return tokens, resets
+
+    def retire(self, rows: np.ndarray) -> None:
+        """Take ``rows`` out of the batch until their next episode start."""
+        if len(rows):
+            self.retired[rows] = True
+            self.actor.retire(rows.tolist())
 
 
 def new_tokens(
@@ -44,6 +67,7 @@ def new_tokens(
     input_ids: np.ndarray,
     attention_mask: np.ndarray,
     episode_starts: np.ndarray | None = None,
+    retired: np.ndarray | None = None,
 ) -> tuple[list[list[int]], list[bool], np.ndarray]:
     """What an observation adds to each row: the ids to feed, whether to reset, the new counts.
 
@@ -55,6 +79,8 @@ def new_tokens(
         input_ids: ``(N, W)`` the observation's ids, left-aligned.
         attention_mask: ``(N, W)`` 1 on real tokens.
         episode_starts: per row, whether the observation starts a new episode.
+        retired: per row, whether it waits out of the batch (fed nothing, its count kept);
+            updated in place: an episode start brings a row back.
 
     Returns:
         Per row the ids to feed and whether to reset, and the ``(N,)`` counts afterwards.
@@ -73,6 +99,13 @@ def new_tokens(
     resets: list[bool] = []
     for row, (seen, count) in enumerate(zip(lengths.tolist(), counts.tolist(), strict=True)):
         reset = seen == 0 or bool(episode_starts is not None and episode_starts[row])
+        if retired is not None and retired[row]:
+            if not reset:  # waits for its round: nothing to feed
+                tokens.append([])
+                resets.append(False)
+                counts[row] = seen
+                continue
+            retired[row] = False
         start = 0 if reset else seen
         if count < start:
             raise ValueError(

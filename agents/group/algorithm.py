@@ -16,17 +16,15 @@ import time
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from rlhf_gym.agents.common.env_api import env_attr, env_call
+from rlhf_gym.agents.common.env_api import env_attr
 from rlhf_gym.agents.common.on_policy import LMOnPolicyAlgorithm
-from rlhf_gym.agents.common.stats import global_summary
+from rlhf_gym.agents.common.rollouts import VectorStep
+from rlhf_gym.agents.common.token_state import TokenCacheState
 from rlhf_gym.agents.group.buffer import GroupRolloutBuffer, GroupRolloutBufferSamples
 from rlhf_gym.agents.group.losses import group_losses
 from rlhf_gym.agents.group.stats import group_reward_stats
-from rlhf_gym.envs.episodes import EpisodeTracker
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule
-from stable_baselines3.common.vec_env import VecEnv
 
 SelfGroup = TypeVar("SelfGroup", bound="LMGroupAlgorithm")
 
@@ -61,8 +59,8 @@ class LMGroupAlgorithm(LMOnPolicyAlgorithm):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        if n_steps is None:
-            n_steps = int(env_attr(env, "max_new_tokens"))  # type: ignore[arg-type]
+        if not kwargs.pop("episode_aligned", True):
+            raise ValueError(f"{type(self).__name__} collects whole rounds: episode_aligned=True.")
         super().__init__(policy, env, n_steps=n_steps, _init_setup_model=False, **kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size counts completions and must be >= 1, got {batch_size}.")
@@ -93,7 +91,7 @@ class LMGroupAlgorithm(LMOnPolicyAlgorithm):
         self.clip_range = FloatSchedule(self.clip_range)
 
     def _check_group_env(self) -> int:
-        """The env's ``group_size``, after checking that rounds fit; 0 without an env."""
+        """The env's ``group_size``, after checking it makes groups; 2 without an env."""
         if self.env is None:
             return 2  # prediction only (loaded without an env): no rollout will use it
         group_size = int(env_attr(self.env, "group_size"))
@@ -101,12 +99,6 @@ class LMGroupAlgorithm(LMOnPolicyAlgorithm):
             raise ValueError(
                 f"{type(self).__name__} compares completions within a prompt group; build the "
                 f"env with group_size >= 2 (it has {group_size})."
-            )
-        budget = int(env_attr(self.env, "max_new_tokens"))
-        if self.n_steps < budget:
-            raise ValueError(
-                f"n_steps={self.n_steps} < the env's max_new_tokens={budget}: a rollout is one "
-                "whole round. Pass n_steps >= max_new_tokens (or None)."
             )
         return group_size
 
@@ -119,63 +111,27 @@ class LMGroupAlgorithm(LMOnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ rollouts
 
-    def collect_rollouts(
+    def _add_round_step(
         self,
-        env: VecEnv,
-        callback: BaseCallback,
-        rollout_buffer: GroupRolloutBuffer,  # type: ignore[override]
-        n_rollout_steps: int,
-    ) -> bool:
-        """One round through ``env.step``: every row's completion, one cached forward a step."""
-        assert self._last_obs is not None
-        if not env_call(env, "at_round_start"):
-            raise RuntimeError(
-                "the env is in the middle of a round; a group rollout starts every row together. "
-                "Reset it (learn(..., reset_num_timesteps=True)) and step it only via the agent."
-            )
-        start = time.perf_counter()
-        self.policy.set_training_mode(False)
-        rollout_buffer.reset()
-        self.tracker = EpisodeTracker(self.n_envs)  # rounds are whole: nothing carries over
-        env_call(env, "rebuild_caches")
-        callback.on_rollout_start()
-        self._rollout_state = state = self.policy.initial_state(env.num_envs)
-        starts = np.ones(env.num_envs, dtype=bool)
-        ended = np.zeros(env.num_envs, dtype=bool)
-        taken = 0
-        while taken < n_rollout_steps:
-            taken += 1
-            step = self._act_and_step(env, state, starts, callback)
-            if step is None:
-                return False
-            rollout_buffer.add_step(
-                self._last_obs, step.actions.reshape(-1, 1), step.rewards, starts, step.values,
-                step.log_probs,
-                ref_log_prob=np.array([info["ref_logprob"] for info in step.infos]),
-                live=~ended,
-                group=np.array([info["group"] for info in step.infos], dtype=np.int64),
-            )  # fmt: skip
-            ended |= step.dones
-            self._last_obs, starts = step.new_obs, step.dones  # type: ignore[assignment]
-            if ended.all():
-                break
-        # a round counts its whole budget, so learn(n_steps * n_envs * K) runs K rounds
-        self.num_timesteps += (n_rollout_steps - taken) * env.num_envs
-        self._last_episode_starts = np.ones(env.num_envs, dtype=bool)  # the next round
-        return self._finish_rollout(rollout_buffer, callback, start)
+        buffer: GroupRolloutBuffer,  # type: ignore[override]
+        step: VectorStep,
+        starts: np.ndarray,
+        live: np.ndarray,
+    ) -> None:
+        """The base's step, plus the reference log-probs and group ids from the env's info."""
+        buffer.add_step(
+            self._last_obs, step.actions.reshape(-1, 1), step.rewards, starts, step.values,
+            step.log_probs,
+            ref_log_prob=np.array([info["ref_logprob"] for info in step.infos]),
+            live=live,
+            group=np.array([info["group"] for info in step.infos], dtype=np.int64),
+        )  # fmt: skip
 
-    def _finish_rollout(
-        self, rollout_buffer: GroupRolloutBuffer, callback: BaseCallback, start: float
-    ) -> bool:
-        """Advantages, the rollout's statistics, the callbacks' end of rollout."""
-        rollout_buffer.finish_round()
-        k = rollout_buffer.group_size
-        self._group_stats = group_reward_stats(rollout_buffer.sequence_rewards.reshape(-1, k))
-        self._rollout_stats = global_summary(self.tracker.summary())  # type: ignore[union-attr]
-        self._rollout_stats["rollout_s"] = time.perf_counter() - start
-        callback.update_locals(locals())
-        callback.on_rollout_end()
-        return True
+    def _finish_round(self, buffer: GroupRolloutBuffer, state: TokenCacheState) -> None:  # type: ignore[override]
+        """Group advantages instead of GAE, and the round's group statistics."""
+        buffer.finish_round()
+        k = buffer.group_size
+        self._group_stats = group_reward_stats(buffer.sequence_rewards.reshape(-1, k))
 
     # ------------------------------------------------------------------ update
 

@@ -60,15 +60,13 @@ class GroupRolloutBuffer(LMRolloutBuffer):
         """SB3's arrays plus reference log-probs, completion lengths, groups and rewards."""
         super().reset()
         self.ref_log_probs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
-        self.lengths = np.zeros(self.n_envs, dtype=np.int64)
         self.groups = np.full(self.n_envs, -1, dtype=np.int64)
         self.sequence_rewards = np.zeros(self.n_envs)
-        self.segments = []
 
     def add_step(
         self, *args: Any, ref_log_prob: np.ndarray, live: np.ndarray, group: np.ndarray
     ) -> None:
-        """:meth:`add` one vector step (SB3's arguments) and what the group update needs.
+        """The base's :meth:`add_step` and what the group update needs.
 
         Args:
             *args: ``add``'s (obs, action, reward, episode_start, value, log_prob).
@@ -77,9 +75,8 @@ class GroupRolloutBuffer(LMRolloutBuffer):
             group: ``(N,)`` the env's ``info["group"]``.
         """
         self.ref_log_probs[self.pos] = ref_log_prob
-        self.lengths += live
         self.groups = np.where(live, group, self.groups)
-        self.add(*args)
+        super().add_step(*args, live=live)
 
     def finish_round(self) -> None:
         """Sequence rewards, their group advantages on every token, one segment per row.
@@ -88,20 +85,19 @@ class GroupRolloutBuffer(LMRolloutBuffer):
             RuntimeError: when the rows are not whole groups of one round (the env was
                 stepped outside the agent, or its ``group_size`` is not the buffer's).
         """
-        in_completion = np.arange(self.buffer_size)[:, None] < self.lengths[None, :]
-        self.sequence_rewards = (self.rewards * in_completion).sum(axis=0).astype(np.float64)
         groups = self.groups.reshape(-1, self.group_size)
-        if (self.lengths == 0).any() or (groups != groups[:, :1]).any():
+        if self.lengths is None or (self.lengths == 0).any() or (groups != groups[:, :1]).any():
             raise RuntimeError(
                 f"the rollout's rows are not whole groups of {self.group_size} (group ids "
                 f"{self.groups.tolist()}); step a grouped env only through the agent."
             )
+        self.close()
+        in_completion = self.counted
+        self.sequence_rewards = (self.rewards * in_completion).sum(axis=0).astype(np.float64)
         advantages = self.advantage_fn(self.sequence_rewards.reshape(-1, self.group_size))
         per_row = np.asarray(advantages, dtype=np.float32).reshape(-1)
         self.advantages = (in_completion * per_row[None, :]).astype(np.float32)
         self.returns = (in_completion * self.sequence_rewards[None, :]).astype(np.float32)
-        self.segments = [(env, 0, int(self.lengths[env])) for env in range(self.n_envs)]
-        self.full = True  # the round may end before buffer_size steps: its segments are whole
 
     def _get_sequence_samples(self, indices: np.ndarray) -> GroupRolloutBufferSamples:  # type: ignore[override]
         base = super()._get_sequence_samples(indices)

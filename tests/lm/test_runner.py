@@ -252,6 +252,115 @@ def test_reset_row_needs_tokens(tiny_lm):
         runner.advance([[3], []], [False, True])
 
 
+# ------------------------------------------------------------------- retired rows
+#: (step, rows retired before it) and (step, rows reset with a new prompt at it), 8 rows.
+RETIRE_AT = {6: [1], 9: [4], 13: [6], 16: [0]}
+RESET_AT = {20: [1], 30: list(range(8))}
+
+
+def _retiring_step(rng, step, histories, retired):
+    """Tokens and resets of one step: prompts at RESET_AT, else a token per live row (or none)."""
+    tokens: list[list[int]] = []
+    reset = [row in RESET_AT.get(step, ()) for row in range(len(histories))]
+    for row, history in enumerate(histories):
+        if reset[row]:
+            history[:] = [rng.randrange(VOCAB) for _ in range(rng.randint(1, 4))]
+            retired.discard(row)
+            tokens.append(list(history))
+        elif row in retired or (step % 5 == 3 and row == 2):  # retired, or idle
+            tokens.append([])
+        else:
+            history.append(rng.randrange(VOCAB))
+            tokens.append([history[-1]])
+    return tokens, reset
+
+
+@pytest.mark.parametrize(("arch", "drop_share"), [("gpt2", 0.25), ("gpt2", 2.0), ("gemma2", 0.25)])
+@torch.no_grad()
+def test_retired_rows_leave_the_batch_and_live_rows_keep_their_logits(arch, drop_share):
+    """Live rows match a twin that retires no one; retired rows keep theirs; resets return."""
+    model, rng, temperature = tiny_model(arch), random.Random(0), 0.7
+    runner = CachedCausalLM(model, 8, temperature=temperature, drop_share=drop_share)
+    twin = CachedCausalLM(model, 8, temperature=temperature)  # the same tokens, no retiring
+    histories: list[list[int]] = [[rng.randrange(VOCAB)] for _ in range(8)]
+    step0 = [list(h) for h in histories]
+    out, _ = runner.advance(step0, [True] * 8), twin.advance(step0, [True] * 8)
+    retired: set[int] = set()
+    frozen: dict[int, torch.Tensor] = {}
+    batch_rows, widths, worst = [], [], 0.0
+    for step in range(1, 40):
+        for row in RETIRE_AT.get(step, []):
+            runner.retire([row])
+            retired.add(row)
+            frozen[row] = out.logits[row].clone()
+        tokens, reset = _retiring_step(rng, step, histories, retired)
+        expected = twin.advance(tokens, reset).logits
+        if not any(reset) and all(len(t) == 1 for r, t in enumerate(tokens) if r not in retired):
+            out = runner.advance_one([t[0] if t else 0 for t in tokens])
+        else:
+            out = runner.advance(tokens, reset)
+        batch_rows.append(runner.last_batch_rows)
+        widths.append(runner._mask.shape[1])
+        for row in range(8):
+            if row in retired:
+                assert torch.equal(out.logits[row], frozen[row])
+                continue
+            torch.testing.assert_close(out.logits[row], expected[row], atol=1e-5, rtol=0)
+            lone, _ = _full_forward(model, histories[row], temperature)
+            worst = max(worst, (lone - out.logits[row]).abs().max().item())
+    assert worst < 1e-5
+    assert runner.num_forwards == twin.num_forwards == 40
+    assert any(b < a for a, b in zip(widths, widths[1:], strict=False))  # columns compacted
+    assert runner.histories() == twin.histories() == histories
+    # Steps 6-21: retired before 6, 9, 13 and 16; row 1's reset at 20 rebuilds the cache, which
+    # leaves out the rows still retired, dropped or not.
+    dropped = [8] * 3 + [6] * 7 + [4] * 4 if drop_share < 1 else [8] * 14
+    assert batch_rows[5:21] == dropped + [5, 5]
+    assert batch_rows[-1] == 8  # the full reset at 30 brought every row back
+
+
+@torch.no_grad()
+def test_per_token_steps_with_retired_rows_run_one_forward_without_them(monkeypatch):
+    model = tiny_model("gpt2")
+    seen = []
+    model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    runner = CachedCausalLM(model, 4, drop_share=0.0)
+    runner.advance([[3, 4], [5], [6, 7, 8], [9]], [True] * 4)
+    runner.retire([2])
+    monkeypatch.setattr(runner, "_chunk", None)  # the Python loop over rows is not called
+    runner.advance_one([10, 11, 12, 13])  # row 2's id is ignored
+    runner.advance([[14], [15], [], [16]])
+    assert seen[1:] == [(3, 1), (3, 1)] and runner.num_forwards == 3
+    assert runner.histories() == [[3, 4, 10, 14], [5, 11, 15], [], [9, 13, 16]]
+
+
+@torch.no_grad()
+def test_a_retired_row_takes_tokens_only_with_a_reset():
+    runner = CachedCausalLM(tiny_model("gpt2"), 2)
+    runner.advance([[3], [4]], [True, True])
+    runner.retire([1])
+    with pytest.raises(ValueError, match=r"rows \[1\] are retired .* only as the new prefix"):
+        runner.advance([[5], [6]])
+    before = runner.advance([[5], []]).logits
+    after = runner.advance([[7], [8, 9]], [False, True]).logits  # a reset brings row 1 back
+    assert runner.histories() == [[3, 5, 7], [8, 9]]
+    assert not torch.equal(before[1], after[1])
+
+
+@torch.no_grad()
+def test_every_row_retired_runs_no_forward():
+    runner = CachedCausalLM(tiny_model("gpt2"), 3, drop_share=0.5)
+    first = runner.advance([[3], [4], [5]], [True] * 3)
+    runner.retire([0, 1, 2])
+    assert runner._cache is None  # dropped: nothing left in the batch
+    assert runner.advance_one([6, 7, 8]) is first and runner.advance([[], [], []]) is first
+    assert runner.num_forwards == 1
+    runner.advance([[6], [7], [8]], [True] * 3)
+    assert runner.num_forwards == 2 and runner.last_batch_rows == 3
+
+
 # ------------------------------------------------------------------- caches that cannot be exact
 def test_local_attention_counted_inside_the_model_is_refused():
     """GPT-Neo applies its local window itself, in cache columns: no mask can correct it."""

@@ -32,7 +32,7 @@ PAUSE = 0.03  # seconds between a save's steps in the killed runs (RLHF_GYM_CHEC
 
 @pytest.fixture
 def job(tmp_path: Path, lm_factory) -> list[str]:
-    """train-ppo flags for a tiny job: 4 rows, 6-token episodes cut by 4-token rollouts."""
+    """train-ppo flags for a tiny job: 4 rows, 6-token episodes cut by fixed 4-step rollouts."""
     from rlhf_gym.toy.grammar import ToyWorld
     from rlhf_gym.toy.tokenizer import save_tokenizer
 
@@ -47,7 +47,8 @@ def job(tmp_path: Path, lm_factory) -> list[str]:
         "reward": "gold", "num-envs": 4, "max-new-tokens": 6, "n-steps": 4, "batch-size": 4,
         "curve-samples": 2, "device": "cpu", "threads": 1, "missing-eos-penalty": -1,
     }  # fmt: skip
-    return [item for key, value in flags.items() for item in (f"--{key}", str(value))]
+    pairs = [item for key, value in flags.items() for item in (f"--{key}", str(value))]
+    return [*pairs, "--fixed-steps"]  # episodes in flight at every checkpoint
 
 
 def train_ppo(*flags: str) -> subprocess.Popen:

@@ -14,13 +14,18 @@ def params(agent) -> list[torch.Tensor]:
     return [p.detach().clone() for p in agent.policy.parameters()]
 
 
-def test_resume_equals_uninterrupted_run(agent_factory, tmp_path) -> None:
-    straight = agent_factory(n_steps=4)  # 6-token episodes cut by 4-step rollouts
+# fixed rollouts of 4 steps cut 6-token episodes; episode-aligned ones hold whole episodes
+ROLLOUTS = {"fixed": {"n_steps": 4, "episode_aligned": False}, "episodes": {}}
+
+
+@pytest.mark.parametrize("mode", sorted(ROLLOUTS))
+def test_resume_equals_uninterrupted_run(agent_factory, tmp_path, mode: str) -> None:
+    straight = agent_factory(**ROLLOUTS[mode])
     chunk = straight.n_steps * straight.n_envs * 2
     straight.learn(chunk)
     straight.learn(chunk, reset_num_timesteps=False)
 
-    first = agent_factory(n_steps=4)
+    first = agent_factory(**ROLLOUTS[mode])
     first.learn(chunk)
     first.save(tmp_path / "ckpt")
     env = first.env  # the live env continues, as in the uninterrupted run
@@ -40,11 +45,11 @@ def test_resume_in_a_new_env_equals_uninterrupted_run(
     # rollouts of 5 cut 12-token episodes: the env's caches at the cut matter (without the
     # per-rollout rebuild, this setting differs by ~1e-7)
     shape = {"num_envs": 8, "max_new_tokens": 12}
-    straight = agent_factory(n_steps=5, **shape)
+    straight = agent_factory(n_steps=5, episode_aligned=False, **shape)
     chunk = straight.n_steps * straight.n_envs * 2
     straight.learn(2 * chunk)
 
-    first = agent_factory(n_steps=5, **shape)
+    first = agent_factory(n_steps=5, episode_aligned=False, **shape)
     first.learn(chunk)
     first.save(tmp_path / "ckpt")
     del first

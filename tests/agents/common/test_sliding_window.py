@@ -30,9 +30,10 @@ def sliding_agent(arch: str, env_factory):
     lm = AutoModelForCausalLM.from_config(sliding_config(arch)).eval()
     env = env_factory(lm, num_envs=3, max_new_tokens=10, temperature=0.8)
     policy_kwargs = {"model": lm, "temperature": 0.8}
-    return LMPPO(
-        "LMPolicy", env, policy_kwargs=policy_kwargs, n_steps=10, batch_size=4, seed=0, device="cpu"
-    )
+    return LMPPO(  # fixed rollouts: rows restart mid-state, at different steps
+        "LMPolicy", env, policy_kwargs=policy_kwargs, n_steps=10, batch_size=4, seed=0,
+        device="cpu", episode_aligned=False,
+    )  # fmt: skip
 
 
 def lone_logprobs(model: PreTrainedModel, ids: list[int], temperature: float) -> torch.Tensor:

@@ -1,29 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
-
-
-class ForwardCounter:
-    """Counts sequences passed through a model's forward (rows of input_ids per call)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.calls, self.rows = 0, 0
-        self.handle = model.register_forward_hook(self.hook, with_kwargs=True)
-
-    def hook(self, module, args, kwargs, output) -> None:
-        self.calls += 1
-        self.rows += int(kwargs["input_ids"].shape[0])
-
-
-def collect(agent) -> None:
-    """One rollout, as learn() does it."""
-    _, callback = agent._setup_learn(agent.n_steps * agent.n_envs, None)
-    assert agent.collect_rollouts(agent.env, callback, agent.rollout_buffer, agent.n_steps)
+from ppo_helpers import ForwardCounter, collect, critic_agent, teacher_forced
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "neox"])
@@ -51,18 +31,8 @@ def test_one_iteration_per_architecture(agent_factory, arch: str) -> None:
         assert np.isfinite(agent.last_metrics[key]), key
 
 
-def teacher_forced(agent) -> Iterator[tuple[Any, torch.Tensor, torch.Tensor]]:
-    """Each batch of the rollout's sequences with the policy's teacher-forced log-probs, values."""
-    with torch.no_grad():
-        for batch in agent.rollout_buffer.get_sequences(64, np.random.default_rng(0)):
-            log_prob, values, _ = agent.policy.evaluate_sequences(
-                batch.input_ids, batch.attention_mask, batch.positions, batch.actions
-            )
-            yield batch, log_prob, values
-
-
 def test_rollout_logprobs_match_teacher_forced_forward(agent_factory) -> None:
-    agent = agent_factory("llama", num_envs=3, max_new_tokens=5, n_steps=7)
+    agent = agent_factory("llama", num_envs=3, max_new_tokens=5, n_steps=7, episode_aligned=False)
     collect(agent)
     for batch, log_prob, values in teacher_forced(agent):
         mask = batch.token_mask
@@ -73,7 +43,10 @@ def test_rollout_logprobs_match_teacher_forced_forward(agent_factory) -> None:
 
 
 def test_forward_counts_rollout_and_update(agent_factory) -> None:
-    agent = agent_factory("gpt2", num_envs=4, max_new_tokens=6, n_steps=6, n_epochs=2, batch_size=3)
+    agent = agent_factory(
+        "gpt2", num_envs=4, max_new_tokens=6, n_steps=6, n_epochs=2, batch_size=3,
+        episode_aligned=False,
+    )  # fmt: skip
     counter = ForwardCounter(agent.policy.model)
     collect(agent)
     # one cached forward per vector step, none to bootstrap when every episode ended with it
@@ -142,21 +115,11 @@ def test_progress_bar_works(agent_factory) -> None:
     assert agent.num_timesteps == agent.n_steps * agent.n_envs
 
 
-def critic_agent(agent_factory, lm_factory, tokenizer_factory, tmp_path, **ppo):
-    """A GPT-2 agent whose critic is a reward model initialised from the SFT policy."""
-    from rlhf_gym.reward_models import RewardModel, init_reward_model
-
-    lm_factory("gpt2").save_pretrained(tmp_path / "sft")
-    network = init_reward_model(tmp_path / "sft", pad_token_id=0, seed=1)
-    RewardModel(network, tokenizer_factory(), device="cpu").save_pretrained(tmp_path / "rm")
-    return agent_factory("gpt2", policy_kwargs={"critic": str(tmp_path / "rm")}, **ppo)
-
-
 def test_critic_forward_counts(agent_factory, lm_factory, tokenizer_factory, tmp_path) -> None:
     # 7 steps of 5-token episodes: fragments, and episodes the rollout cuts (bootstrapped)
     agent = critic_agent(
         agent_factory, lm_factory, tokenizer_factory, tmp_path,
-        num_envs=3, max_new_tokens=5, n_steps=7, n_epochs=2, batch_size=2,
+        num_envs=3, max_new_tokens=5, n_steps=7, n_epochs=2, batch_size=2, episode_aligned=False,
     )  # fmt: skip
     policy = agent.policy
     critic, actor = ForwardCounter(policy.critic_trunk), ForwardCounter(policy.model)
@@ -179,7 +142,7 @@ def test_critic_values_match_teacher_forced_critic(
 ) -> None:
     agent = critic_agent(
         agent_factory, lm_factory, tokenizer_factory, tmp_path,
-        num_envs=3, max_new_tokens=5, n_steps=7, batch_size=2,
+        num_envs=3, max_new_tokens=5, n_steps=7, batch_size=2, episode_aligned=False,
     )  # fmt: skip
     collect(agent)
     buffer = agent.rollout_buffer
