@@ -12,6 +12,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 python3 benchmarks/bench_env.py --device cuda --model tiny --new-tokens 48 96 192 2>&1 | tail -12
 python3 benchmarks/bench_ppo.py --device cuda 2>&1 | tail -8
+python3 benchmarks/bench_lora.py --device cuda 2>&1 | tail -6
 # Data-parallel LMPPO (nccl), only where the machine has at least 2 GPUs.
 if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
     python3 benchmarks/bench_ddp.py --device cuda --nproc 2 --envs 32 --new-tokens 48 2>&1 | tail -5

@@ -26,9 +26,9 @@ from rlhf_gym.envs.prompts import PromptTruncation, load_prompts, tokenize_promp
 from rlhf_gym.envs.rewards import (
     DEFAULT_KL_COEF,
     check_estimator,
-    check_policy_logprobs,
+    check_logprobs,
+    kl_logprobs,
     kl_part,
-    token_logprobs,
 )
 from rlhf_gym.envs.terms import (
     FinishedEpisode,
@@ -131,7 +131,8 @@ class TextGenerationBatch:
         self.returns = np.zeros(num_envs)  # the running episode return of each row
         self.done = np.ones(num_envs, dtype=bool)  # a row needs a reset before its first step
         init_groups(self, group_size, rounds)
-        self._handover: np.ndarray | None = None
+        self._handover: dict[str, np.ndarray] = {}  # log-probs handed over for the next step
+        self.reference_handed_over = False
         self._runners: dict[str, CachedCausalLM] = {}
         self._logits: dict[str, torch.Tensor] = {}
         self._pending: tuple[list[list[int]], list[bool]] | None = None  # see step()
@@ -159,7 +160,21 @@ class TextGenerationBatch:
 
     def set_policy_logprobs(self, logprobs: np.ndarray | Sequence[float]) -> None:
         """Hand over ``log π_θ(a_t|s_t)`` of the actions the next step will receive (N,)."""
-        self._handover = check_policy_logprobs(logprobs, self.num_envs)
+        self._handover["policy"] = check_logprobs(logprobs, self.num_envs)
+
+    def hand_over_reference(self, flag: bool) -> None:
+        """Take ``log π_ref(a_t|s_t)`` from the agent (True) instead of running the reference.
+
+        On, the env runs no reference forward and each step needs :meth:`set_reference_logprobs`
+        first (an agent whose act forward runs the reference turns it on). Caches are rebuilt.
+        """
+        if bool(flag) != self.reference_handed_over:
+            self.reference_handed_over = bool(flag)
+            self.rebuild_caches()  # without the reference's runner (on), or with it again (off)
+
+    def set_reference_logprobs(self, logprobs: np.ndarray | Sequence[float]) -> None:
+        """Hand over ``log π_ref(a_t|s_t)`` of the next step's actions (N,), once handed over."""
+        self._handover["ref"] = check_logprobs(logprobs, self.num_envs, "set_reference_logprobs")
 
     def load_reference_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace the reference weights (periodic refresh) and rebuild its cache for live rows."""
@@ -203,7 +218,7 @@ class TextGenerationBatch:
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`'s episodes (same sizes and prompts), then rebuild caches."""
         restore_episode_state(self, state)
-        self._handover = None
+        self._handover = {}
         self.rebuild_caches()
 
     def rebuild_caches(self) -> None:
@@ -254,7 +269,7 @@ class TextGenerationBatch:
         logits are next needed: a full reset or a cache rebuild right after never runs it.
         """
         actions = self._check_actions(actions)
-        if not self._runners:
+        if not self._runners and self._followed():
             raise RuntimeError("step() called before reset(); call reset() first.")
         self._flush()
         live = ~self.waiting  # a waiting row's action is ignored: a no-op step
@@ -288,8 +303,8 @@ class TextGenerationBatch:
     # ----------------------------------------------------------------- internals
     def _token_rewards(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The per-token part of the reward: the env's own KL term, then the token terms."""
-        ref_lp = token_logprobs(self._logits["ref"], actions)
-        policy_lp = self._policy_logprobs(actions)
+        handed, self._handover = self._handover, {}
+        policy_lp, ref_lp = kl_logprobs(handed, self._logits, actions, self.kl_coef, self.kl_reward)
         rewards, info = kl_part(policy_lp, ref_lp, self.kl_coef, self.kl_reward, self.kl_estimator)
         for term in self.terms:
             paid, term_info = term.token(actions, policy_lp, self._term_logits(term))
@@ -329,21 +344,6 @@ class TextGenerationBatch:
             )
         return array.astype(np.int64)
 
-    def _policy_logprobs(self, actions: np.ndarray) -> np.ndarray:
-        handover, self._handover = self._handover, None
-        if handover is not None:
-            return handover
-        if "policy" in self._logits:
-            return token_logprobs(self._logits["policy"], actions)
-        if self.kl_coef != 0 and self.kl_reward == "kl":
-            raise RuntimeError(
-                f"kl_coef={self.kl_coef} with kl_reward='kl' needs log π_θ of each action, and the "
-                "env has none. Call set_policy_logprob(s)(...) with the act-time log-probs right "
-                "before each step, or pass policy_model=<the policy>, or use "
-                "kl_reward='ref_logprob' (the learner then adds β·entropy itself)."
-            )
-        return np.full(self.num_envs, np.nan)
-
     def _finish(self, ended: np.ndarray, truncated: np.ndarray) -> dict[int, FinishedEpisode]:
         """Build the ended rows' episodes and run the terminal terms over all of them at once."""
         if not len(ended):
@@ -353,8 +353,9 @@ class TextGenerationBatch:
         return episodes
 
     def _followed(self) -> dict[str, torch.nn.Module]:
-        """Every model that follows every row's tokens, by runner name."""
-        models = {"ref": self.models.reference, "policy": self.models.policy}
+        """Every model that follows every row's tokens, by runner name (a handed-over one not)."""
+        reference = None if self.reference_handed_over else self.models.reference
+        models = {"ref": reference, "policy": self.models.policy}
         models.update({f"term:{t.name}": t.model for t in self.terms})
         return {name: model for name, model in models.items() if model is not None}
 

@@ -6,8 +6,10 @@ The agent reaches these through Gymnasium's ``get_wrapper_attr`` or SB3's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from rlhf_gym.envs.batch import TextGenerationBatch
 from rlhf_gym.envs.groups import set_rounds
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -37,6 +39,24 @@ class BatchFace:
     def rebuild_caches(self) -> None:
         """Re-encode the live rows in fresh model caches (an agent calls it per rollout)."""
         self.batch.rebuild_caches()
+
+    def hand_over_reference(self, flag: bool) -> None:
+        """Take ``log π_ref`` from :meth:`set_reference_logprobs` (True), running no reference.
+
+        For an agent whose act forward already runs the reference (a LoRA policy's base
+        weights, ``agents/common/fused_reference.py``); see
+        :meth:`TextGenerationBatch.hand_over_reference`.
+        """
+        self.batch.hand_over_reference(flag)
+
+    @property
+    def reference_handed_over(self) -> bool:
+        """Whether each step takes ``log π_ref`` from :meth:`set_reference_logprobs`."""
+        return self.batch.reference_handed_over
+
+    def set_reference_logprobs(self, logprobs: np.ndarray | Sequence[float]) -> None:
+        """Hand over ``(N,)`` ``log π_ref`` of the next step's actions (reference handed over)."""
+        self.batch.set_reference_logprobs(logprobs)
 
     def load_reference_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Replace the reference weights (periodic refresh); live rows' caches are rebuilt."""

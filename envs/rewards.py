@@ -52,20 +52,111 @@ def kl_term(policy_logprob: np.ndarray, ref_logprob: np.ndarray, estimator: str)
     return np.expm1(log_rho) - log_rho
 
 
-def check_policy_logprobs(logprobs: np.ndarray | Sequence[float], num_envs: int) -> np.ndarray:
+def check_logprobs(
+    logprobs: np.ndarray | Sequence[float], num_envs: int, method: str = "set_policy_logprobs"
+) -> np.ndarray:
     """``logprobs`` as a float64 ``(num_envs,)`` array, or a clear error.
+
+    Args:
+        logprobs: the log-probs handed over.
+        num_envs: N.
+        method: the handover method, named in the errors (the reference's too).
 
     Raises:
         ValueError: for another shape, or values that are not finite log-probabilities (<= 0).
     """
     array = np.asarray(logprobs, dtype=np.float64).reshape(-1)
     if array.shape != (num_envs,):
-        raise ValueError(
-            f"set_policy_logprobs expects shape ({num_envs},), got {np.shape(logprobs)}."
-        )
+        raise ValueError(f"{method} expects shape ({num_envs},), got {np.shape(logprobs)}.")
     if not (np.isfinite(array).all() and array.max() <= 1e-6):
-        raise ValueError("policy log-probs must be finite and <= 0 (log-probabilities).")
+        raise ValueError(f"{method}: log-probs must be finite and <= 0 (log-probabilities).")
     return array
+
+
+def kl_logprobs(
+    handed: dict[str, np.ndarray],
+    logits: dict[str, torch.Tensor],
+    actions: np.ndarray,
+    kl_coef: float,
+    kl_reward: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log π_θ`` and ``log π_ref`` of a step's actions, the two sides of its KL term.
+
+    Args:
+        handed: what the agent handed over for this step, by side (``"policy"``, ``"ref"``).
+        logits: the env's runners' logits by name (``"policy"`` for a bound policy, ``"ref"``).
+        actions: ``(N,)`` the step's actions.
+        kl_coef: β.
+        kl_reward: the env's ``kl_reward``.
+    """
+    policy = policy_logprobs(
+        handed.get("policy"), logits.get("policy"), actions, kl_coef, kl_reward
+    )
+    return policy, reference_logprobs(handed.get("ref"), logits.get("ref"), actions)
+
+
+def policy_logprobs(
+    handover: np.ndarray | None,
+    logits: torch.Tensor | None,
+    actions: np.ndarray,
+    kl_coef: float,
+    kl_reward: str,
+) -> np.ndarray:
+    """``log π_θ(a_t|s_t)`` of a step's actions: handed over, else a bound policy's, else NaN.
+
+    Args:
+        handover: what ``set_policy_logprobs`` handed over for this step, or None.
+        logits: a bound policy's temperature-scaled ``(N, V)`` logits, or None.
+        actions: ``(N,)`` the step's actions.
+        kl_coef: β.
+        kl_reward: the env's ``kl_reward``.
+
+    Raises:
+        RuntimeError: when the KL reward needs log π_θ (β > 0, ``"kl"``) and there is none.
+    """
+    if handover is not None:
+        return handover
+    if logits is not None:
+        return token_logprobs(logits, actions)
+    if kl_coef != 0 and kl_reward == "kl":
+        raise RuntimeError(
+            f"kl_coef={kl_coef} with kl_reward='kl' needs log π_θ of each action, and the "
+            "env has none. Call set_policy_logprob(s)(...) with the act-time log-probs right "
+            "before each step, or pass policy_model=<the policy>, or use "
+            "kl_reward='ref_logprob' (the learner then adds β·entropy itself)."
+        )
+    return np.full(len(actions), np.nan)
+
+
+def reference_logprobs(
+    handover: np.ndarray | None, logits: torch.Tensor | None, actions: np.ndarray
+) -> np.ndarray:
+    """``log π_ref(a_t|s_t)`` of a step's actions: the env's reference's, or handed over.
+
+    Args:
+        handover: what ``set_reference_logprobs`` handed over for this step, or None.
+        logits: the env's reference logits ``(N, V)``, temperature-scaled; None when the env
+            has handed its reference over (``hand_over_reference``).
+        actions: ``(N,)`` the step's actions.
+
+    Raises:
+        RuntimeError: when the env has handed its reference over and none was handed back, or
+            log-probs were handed to an env that runs its own reference.
+    """
+    if logits is not None:
+        if handover is not None:
+            raise RuntimeError(
+                "reference log-probs were handed over (set_reference_logprobs) to an env that "
+                "runs its own reference; call hand_over_reference(True) first."
+            )
+        return token_logprobs(logits, actions)
+    if handover is None:
+        raise RuntimeError(
+            "the env has handed its reference over (hand_over_reference(True)), so each step "
+            "needs log π_ref of its actions: call set_reference_logprobs(...) right before each "
+            "step, or hand_over_reference(False) to let the env run its reference again."
+        )
+    return handover
 
 
 def kl_part(

@@ -35,7 +35,9 @@ class TextGenerationVecEnv(BatchFace, VecEnv):
     forward computes it) until the round's last env ends; every env restarts in that step.
     ``group_size=k`` implies rounds, with adjacent envs of k sharing a prompt (docs/grpo_rloo.md).
     Call :meth:`set_policy_logprobs` right before ``step_async``/``step`` to hand over
-    log π_θ, or bind a ``policy_model``, or use ``kl_coef=0``.
+    log π_θ, or bind a ``policy_model``, or use ``kl_coef=0``. After
+    :meth:`hand_over_reference` ``(True)`` the env runs no reference forward and needs
+    :meth:`set_reference_logprobs` (log π_ref) before each step too.
     """
 
     metadata = {"render_modes": ["ansi"]}

@@ -86,6 +86,8 @@ class CachedCausalLM:
         compact_factor: rebuild the cache when its length exceeds this times the longest row.
         drop_share: retired rows leave the cache when they are at least this share of its rows
             (0: at once; see ``DROP_SHARE``).
+        adapter_names: per row, the LoRA adapter it runs, ``"__base__"`` for the base weights
+            (PEFT's mixed-adapter batch: one forward for all); None: the model as it is.
 
     Attributes:
         num_forwards: forwards run so far.
@@ -105,18 +107,18 @@ class CachedCausalLM:
         output_hidden: bool = False,
         compact_factor: float = 2.0,
         drop_share: float = DROP_SHARE,
+        adapter_names: Sequence[str] | None = None,
     ) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
-        self.model = model
-        self.num_rows = num_rows
-        self.temperature = temperature
-        self.output_hidden = output_hidden
-        self.compact_factor = compact_factor
+        if adapter_names is not None and len(adapter_names) != num_rows:
+            raise ValueError(f"expected an adapter name for each of {num_rows} rows.")
+        self.adapter_names = None if adapter_names is None else np.array(adapter_names, dtype=str)
+        self.model, self.num_rows, self.temperature = model, num_rows, temperature
+        self.output_hidden, self.compact_factor = output_hidden, compact_factor
         self.drop_share = drop_share
         self._sliding = sliding_window_of(model)  # None: no sliding layers, the 2D-mask path
-        self.num_forwards = 0
-        self.last_batch_rows = 0
+        self.num_forwards = self.last_batch_rows = 0
         self._last = CachedStep(torch.empty(0), None)
         self._retired = np.zeros(num_rows, dtype=bool)  # left the batch until a reset
         self._clear()
@@ -135,6 +137,8 @@ class CachedCausalLM:
         self._rows = rows  # the logical row of each cache row
         self._slot = np.full(self.num_rows, -1, dtype=np.int64)  # the cache row of each row
         self._slot[rows] = np.arange(len(rows))
+        names = self.adapter_names  # PEFT's names follow the cache rows
+        self._kwargs = {} if names is None else {"adapter_names": names[rows].tolist()}
 
     @property
     def _mask(self) -> torch.Tensor | None:
@@ -325,6 +329,7 @@ class CachedCausalLM:
             cache=self._cache,
             use_cache=True,
             output_hidden_states=self.output_hidden,
+            **self._kwargs,
         )
         self.num_forwards += 1
         self.last_batch_rows = ids.shape[0]
@@ -359,8 +364,7 @@ class CachedCausalLM:
         """Move the columns in use into buffers with room for ``needed`` and more."""
         reserved = 0 if self._live is None else self._live.shape[1]
         size = (len(self._rows), reserved_columns(needed, reserved))
-        live = torch.zeros(size, dtype=torch.long, device=device)
-        tokens = torch.zeros(size, dtype=torch.long, device=device)
+        live, tokens = (torch.zeros(size, dtype=torch.long, device=device) for _ in range(2))
         if self._live is not None and self._tokens is not None:
             live[:, : self._columns] = self._live[:, : self._columns]
             tokens[:, : self._columns] = self._tokens[:, : self._columns]
@@ -377,17 +381,13 @@ class CachedCausalLM:
         self, logits: torch.Tensor, hidden: torch.Tensor | None, moved: np.ndarray
     ) -> CachedStep:
         """Keep the outputs of the cache rows that moved; every other row keeps its own."""
-        if len(moved) == self.num_rows:  # every row moved: the cache rows are the N rows
-            self._last = CachedStep(logits, hidden)
-            return self._last
-        rows = torch.from_numpy(self._rows[moved]).to(logits.device)
-        picked = torch.from_numpy(moved).to(logits.device)
-        merged_hidden = None
-        if hidden is not None:
-            merged_hidden = _merged(self._last.hidden, rows, hidden[picked], self.num_rows)
-        self._last = CachedStep(
-            _merged(self._last.logits, rows, logits[picked], self.num_rows), merged_hidden
-        )
+        if len(moved) < self.num_rows:  # else every row moved: the cache rows are the N rows
+            rows = torch.from_numpy(self._rows[moved]).to(logits.device)
+            picked = torch.from_numpy(moved).to(logits.device)
+            logits = _merged(self._last.logits, rows, logits[picked], self.num_rows)
+            if hidden is not None:
+                hidden = _merged(self._last.hidden, rows, hidden[picked], self.num_rows)
+        self._last = CachedStep(logits, hidden)
         return self._last
 
 

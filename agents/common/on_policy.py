@@ -28,6 +28,7 @@ import torch
 from rlhf_gym.agents.common.buffers import LMRolloutBuffer
 from rlhf_gym.agents.common.checkpoint import CheckpointMixin
 from rlhf_gym.agents.common.env_api import env_attr, env_call
+from rlhf_gym.agents.common.fused_reference import fuse_reference_forward
 from rlhf_gym.agents.common.kl_controller import (
     AdaptiveKLController,
     FixedKLController,
@@ -150,6 +151,7 @@ class LMOnPolicyAlgorithm(RolloutMixin, CheckpointMixin, OnPolicyAlgorithm):
         self._seed_generators()
         if self.env is not None:
             self._check_env()
+            fuse_reference_forward(self.policy, self.env)  # LoRA: act and reference in one forward
             self._set_rounds()
             if self.kl_ctl is None:  # β has one owner, the env: start from its value
                 self.kl_ctl = make_kl_controller(

@@ -300,26 +300,31 @@ class LMActorCriticPolicy(BasePolicy):
 
         Returns:
             The temperature-scaled logits and the values at each row's last token: NaN with a
-            separate critic (filled per sequence after the rollout), so none is used unfilled.
+            separate critic (filled per sequence after the rollout), so none is used unfilled;
+            with the reference in the state, its logits too.
         """
         assert isinstance(obs, dict), "pass the env's Dict observation (input_ids, attention_mask)."
         tokens, resets = state.feed(obs, episode_starts)
         with self.autocast():
-            step = state.actor.advance(tokens, resets)
-        if not self.values_from_act:
-            return TokenStep(step.logits, torch.full((len(tokens),), torch.nan, device=self.device))
-        return TokenStep(step.logits, self.value_of(step.hidden, (len(tokens),)))
+            step, reference = state.forward(tokens, resets)
+        rows = (len(tokens),)
+        if self.values_from_act:
+            return TokenStep(step.logits, self.value_of(step.hidden, rows), reference)
+        return TokenStep(step.logits, torch.full(rows, torch.nan, device=self.device), reference)
 
     def act(
         self, state: TokenCacheState, obs: PyTorchObs, episode_starts: np.ndarray | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One cached step: actions, values, log-probs and entropies of the sampled tokens."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One cached step: actions, values, log-probs and entropies of the sampled tokens.
+
+        The fifth item is their reference log-probs from a state with the reference, else None.
+        """
         step = self.advance(state, obs, episode_starts)
         log_dist = torch.log_softmax(step.logits, dim=-1)
         actions = self.sample(step.logits)
         log_probs = log_dist.gather(1, actions[:, None]).squeeze(1)
         entropy = -(log_dist.exp() * log_dist).sum(dim=-1)
-        return actions, step.values, log_probs, entropy
+        return actions, step.values, log_probs, entropy, step.reference_logprobs(actions)
 
     # -- teacher-forced sequences (training) -------------------------------------------------
 

@@ -11,6 +11,10 @@ policy forward (``policy.act``), the act-time log-probs handed to the env, then 
 - **Fixed steps** (``episode_aligned=False``): SB3's ``n_steps`` per env; an ended row
   restarts at once and episodes run on across rollouts, bootstrapped where cut.
 
+With a LoRA policy whose env has handed its reference over, the act forward also runs the
+reference rows and its log-probs are handed to the env too
+(:mod:`~rlhf_gym.agents.common.fused_reference`).
+
 Either way a separate critic runs once per sequence after the rollout, before GAE.
 """
 
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from rlhf_gym.agents.common.buffers import LMRolloutBuffer
 from rlhf_gym.agents.common.env_api import env_call
+from rlhf_gym.agents.common.fused_reference import rollout_state
 from rlhf_gym.agents.common.sequence_values import bootstrap_values
 from rlhf_gym.agents.common.stats import global_summary
 from rlhf_gym.agents.common.token_state import TokenCacheState
@@ -67,7 +72,7 @@ class RolloutMixin:
             rebuild_caches()
         callback.on_rollout_start()
         # weights changed since the last rollout: the cache is rebuilt once, then only grows
-        self._rollout_state = state = self.policy.initial_state(env.num_envs)
+        self._rollout_state = state = rollout_state(self.policy, env)
         dones = np.zeros(env.num_envs, dtype=bool)
         for _ in range(n_rollout_steps):
             step = self._act_and_step(env, state, self._last_episode_starts, callback)
@@ -116,7 +121,7 @@ class RolloutMixin:
         self.tracker = EpisodeTracker(self.n_envs)  # rounds are whole: nothing carries over
         env_call(env, "rebuild_caches")  # fresh caches, as a resumed run has: bitwise resumes
         callback.on_rollout_start()
-        self._rollout_state = state = self.policy.initial_state(env.num_envs)
+        self._rollout_state = state = rollout_state(self.policy, env)
         starts = np.ones(env.num_envs, dtype=bool)
         ended = np.zeros(env.num_envs, dtype=bool)
         taken = 0
@@ -164,14 +169,20 @@ class RolloutMixin:
     ) -> VectorStep | None:
         """One vector step: act (one cached forward), hand the log-probs to the env, step it.
 
+        The reference log-probs go to the env too when the act computed them (fused LoRA).
+
         The step is counted, shown to the callbacks (their ``locals`` hold ``infos``, ``dones``
         and ``new_obs`` as in SB3) and to the episode tracker. None when a callback stops.
         """
         with torch.no_grad():
             obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-            actions, values, log_probs, entropy = self.policy.act(state, obs_tensor, starts)
+            actions, values, log_probs, entropy, ref_log_probs = self.policy.act(
+                state, obs_tensor, starts
+            )
         actions_np = actions.cpu().numpy()
         env_call(env, "set_policy_logprobs", log_probs.cpu().numpy())
+        if ref_log_probs is not None:
+            env_call(env, "set_reference_logprobs", ref_log_probs.cpu().numpy())
         new_obs, rewards, dones, infos = env.step(actions_np)
         self.num_timesteps += env.num_envs
         callback.update_locals(locals())

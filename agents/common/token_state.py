@@ -7,6 +7,10 @@ back into the policy. Each step feeds only the tokens an observation adds to wha
 already seen (one action, or the whole prompt after a reset), so a vector step costs one cached
 forward of the policy, never a re-encoding. A separate critic has no state here: its values are
 computed once per sequence after the rollout (:mod:`rlhf_gym.agents.common.sequence_values`).
+
+A LoRA policy whose env takes its reference log-probs from the agent runs a state *with the
+reference*: its runner has 2N rows, the second N with adapters off, fed the same tokens, so one
+forward gives both (:mod:`rlhf_gym.agents.common.fused_reference`).
 """
 
 from __future__ import annotations
@@ -15,15 +19,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rlhf_gym.lm.runner import CachedCausalLM
+from rlhf_gym.lm.runner import CachedCausalLM, CachedStep
 
 
 @dataclass
 class TokenStep:
-    """Temperature-scaled logits ``(N, V)`` and values ``(N,)`` at each row's last token."""
+    """Temperature-scaled logits ``(N, V)`` and values ``(N,)`` at each row's last token.
+
+    ``reference_logits``: the reference's temperature-scaled ``(N, V)`` logits, from a state
+    with the reference (None without).
+    """
 
     logits: torch.Tensor
     values: torch.Tensor
+    reference_logits: torch.Tensor | None = None
+
+    def reference_logprobs(self, actions: torch.Tensor) -> torch.Tensor | None:
+        """``log π_ref(a_t|s_t)`` ``(N,)`` of ``actions``, as the env computes it; None without."""
+        if self.reference_logits is None:
+            return None
+        log_dist = torch.log_softmax(self.reference_logits.float(), dim=-1)
+        return log_dist.gather(1, actions[:, None]).squeeze(1)
 
 
 @dataclass
@@ -31,21 +47,25 @@ class TokenCacheState:
     """Per-env KV caches of the policy, kept in step with the env's observations.
 
     Attributes:
-        actor: the cached runner of the policy LM (one row per env).
+        actor: the cached runner of the policy LM (one row per env; two with the reference).
         lengths: ``(N,)`` int64, how many tokens each row has seen (0: nothing yet).
         retired: ``(N,)`` bool, rows whose episode ended and that wait for their round: they
             are fed nothing and left out of every forward until their episode start.
+        with_reference: the actor's rows N..2N-1 run the reference (a LoRA policy's base
+            weights) on the same tokens as rows 0..N-1.
     """
 
     actor: CachedCausalLM
     lengths: np.ndarray
     retired: np.ndarray
+    with_reference: bool = False
 
     @classmethod
-    def fresh(cls, actor: CachedCausalLM) -> TokenCacheState:
-        """A state whose rows have seen nothing and none waits."""
-        rows = actor.num_rows
-        return cls(actor, np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=bool))
+    def fresh(cls, actor: CachedCausalLM, with_reference: bool = False) -> TokenCacheState:
+        """A state whose rows have seen nothing and none waits (N: half the actor's rows)."""
+        rows = actor.num_rows // 2 if with_reference else actor.num_rows
+        zeros = np.zeros(rows, dtype=np.int64)
+        return cls(actor, zeros, np.zeros(rows, dtype=bool), with_reference)
 
     def feed(self, obs: dict[str, torch.Tensor], episode_starts: np.ndarray | None) -> tuple:
         """:func:`new_tokens` of ``obs`` for this state, whose counts it updates."""
@@ -55,11 +75,27 @@ class TokenCacheState:
         )
         return tokens, resets
 
+    def forward(
+        self, tokens: list[list[int]], resets: list[bool]
+    ) -> tuple[CachedStep, torch.Tensor | None]:
+        """Feed the actor what :meth:`feed` gave, with one forward.
+
+        Returns:
+            The policy rows' logits (and hidden states), and the reference rows' logits (None
+            without the reference).
+        """
+        if not self.with_reference:
+            return self.actor.advance(tokens, resets), None
+        step, n = self.actor.advance(tokens * 2, resets * 2), len(tokens)
+        hidden = None if step.hidden is None else step.hidden[:n]
+        return CachedStep(step.logits[:n], hidden), step.logits[n:]
+
     def retire(self, rows: np.ndarray) -> None:
-        """Take ``rows`` out of the batch until their next episode start."""
+        """Take ``rows`` out of the batch until their next episode start (both of their rows)."""
         if len(rows):
             self.retired[rows] = True
-            self.actor.retire(rows.tolist())
+            both = np.concatenate([rows, rows + len(self.retired)]) if self.with_reference else rows
+            self.actor.retire(both.tolist())
 
 
 def new_tokens(
