@@ -64,15 +64,8 @@ class RolloutMixin:
             return self._collect_round(env, callback, rollout_buffer, n_rollout_steps)
         assert self._last_obs is not None and self.tracker is not None
         start = time.perf_counter()
-        self.policy.set_training_mode(False)
-        rollout_buffer.reset()
         self.tracker.clear_finished()
-        rebuild_caches = getattr(env, "rebuild_caches", None)
-        if rebuild_caches is not None:  # fresh env caches, as a resumed run has: bitwise resumes
-            rebuild_caches()
-        callback.on_rollout_start()
-        # weights changed since the last rollout: the cache is rebuilt once, then only grows
-        self._rollout_state = state = rollout_state(self.policy, env)
+        state = self._open_rollout(env, rollout_buffer, callback)
         dones = np.zeros(env.num_envs, dtype=bool)
         for _ in range(n_rollout_steps):
             step = self._act_and_step(env, state, self._last_episode_starts, callback)
@@ -94,8 +87,7 @@ class RolloutMixin:
             self.policy, rollout_buffer, state, self._last_obs, dones, self.batch_size
         )
         rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
-        self._rollout_stats = global_summary(self.tracker.summary())
-        self._rollout_stats["rollout_s"] = time.perf_counter() - start
+        self._close_rollout(start)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
@@ -116,12 +108,8 @@ class RolloutMixin:
                 "the agent."
             )
         start = time.perf_counter()
-        self.policy.set_training_mode(False)
-        buffer.reset()
         self.tracker = EpisodeTracker(self.n_envs)  # rounds are whole: nothing carries over
-        env_call(env, "rebuild_caches")  # fresh caches, as a resumed run has: bitwise resumes
-        callback.on_rollout_start()
-        self._rollout_state = state = rollout_state(self.policy, env)
+        state = self._open_rollout(env, buffer, callback)
         starts = np.ones(env.num_envs, dtype=bool)
         ended = np.zeros(env.num_envs, dtype=bool)
         taken = 0
@@ -142,11 +130,32 @@ class RolloutMixin:
         self.num_timesteps += (budget - taken) * env.num_envs
         self._last_episode_starts = np.ones(env.num_envs, dtype=bool)  # the next round
         self._finish_round(buffer, state)
-        self._rollout_stats = global_summary(self.tracker.summary())
-        self._rollout_stats["rollout_s"] = time.perf_counter() - start
+        self._close_rollout(start)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _open_rollout(
+        self, env: VecEnv, buffer: LMRolloutBuffer, callback: BaseCallback
+    ) -> TokenCacheState:
+        """Empty the buffer, rebuild the env's caches and start the policy's rollout state.
+
+        The env's caches are rebuilt as a resumed run's are (bitwise resumes); the policy's state
+        is new because the weights changed since the last rollout.
+        """
+        self.policy.set_training_mode(False)
+        buffer.reset()
+        rebuild_caches = getattr(env, "rebuild_caches", None)
+        if rebuild_caches is not None:
+            rebuild_caches()
+        callback.on_rollout_start()
+        self._rollout_state = rollout_state(self.policy, env)
+        return self._rollout_state
+
+    def _close_rollout(self, start: float) -> None:
+        """The rollout's statistics (its episodes, summed over ranks) and its seconds."""
+        self._rollout_stats = global_summary(self.tracker.summary())
+        self._rollout_stats["rollout_s"] = time.perf_counter() - start
 
     def _add_round_step(
         self, buffer: LMRolloutBuffer, step: VectorStep, starts: np.ndarray, live: np.ndarray
