@@ -57,7 +57,7 @@ class GroupRolloutBuffer(LMRolloutBuffer):
         super().__init__(*args, whiten_rewards=False, whiten_advantages=False, **kwargs)
 
     def reset(self) -> None:
-        """SB3's arrays plus reference log-probs, completion lengths, groups and rewards."""
+        """The base's arrays (episode lengths too), reference log-probs, groups, rewards."""
         super().reset()
         self.ref_log_probs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.groups = np.full(self.n_envs, -1, dtype=np.int64)
