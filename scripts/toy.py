@@ -6,7 +6,7 @@ Examples::
     rlhf-gym toy info --toy-dir /tmp/toy
     python scripts/toy.py build --toy-dir /tmp/toy
 
-``build`` writes into ``<toy-dir>/toy-v3-seed<world-seed>-<hash>/`` (``--toy-dir`` defaults to
+``build`` writes into ``<toy-dir>/toy-v3.1-seed<world-seed>-<hash>/`` (``--toy-dir`` defaults to
 ``$RLHF_GYM_CACHE`` or ``~/.cache/rlhf_gym``) and is instant when that folder is already complete;
 a broken cached folder is reported and rebuilt. ``info`` prints the world's measured statistics
 (it builds first if needed).

@@ -34,7 +34,8 @@ from rlhf_gym.toy.sft_config import SFTConfig
 if TYPE_CHECKING:  # torch and transformers load only when a build or a model load needs them
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-CACHE_VERSION = "v3"  # v3: reviews stay off other items; SFT also predicts a star rating
+# v3: reviews stay off other items and SFT predicts a star rating; v3.1: a grammar slip costs -2
+CACHE_VERSION = "v3.1"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class ToyArtifacts:
     """Where a built toy world lives, and what it was built from.
 
     Attributes:
-        root: the artifact folder (``<cache root>/toy-v3-seed<seed>-<hash>``).
+        root: the artifact folder (``<cache root>/toy-v3.1-seed<seed>-<hash>``).
         tokenizer_dir: ``AutoTokenizer.from_pretrained`` folder.
         sft_dir: ``AutoModelForCausalLM.from_pretrained`` folder (also holds the tokenizer).
         preferences_path: JSONL with ``prompt``, ``chosen``, ``rejected`` per line.
@@ -233,7 +234,7 @@ def build_toy_world(
     """Build the toy world's artifacts, or return them from the cache.
 
     Args:
-        out_dir: cache root; the artifacts go to ``out_dir/toy-v3-seed<seed>-<hash>``.
+        out_dir: cache root; the artifacts go to ``out_dir/toy-v3.1-seed<seed>-<hash>``.
             Defaults to ``$RLHF_GYM_CACHE`` or ``~/.cache/rlhf_gym``.
         seed: seed of the world, the SFT training, the sampling and the labels.
         num_pairs: number of preference pairs to write.

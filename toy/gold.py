@@ -17,7 +17,11 @@
   sentences is never rewarded.
 
 ``CENTER`` and ``SCALE`` make ``u`` about mean 0, std 1 on the world's data distribution (and so
-on the SFT policy's samples); ``ILL_FORMED`` lies below every well-formed score.
+on the SFT policy's samples). ``ILL_FORMED`` scores a grammar slip like a poor review, about
+2 standard deviations under the mean and below 90% of the world's reviews, not below all of them:
+the slips the SFT policy makes are single wrong words that a 0.84M-parameter model reading the
+review cannot see, and at -4 they outweighed everything else a reviewer does
+(docs/toy_world.md says what was measured).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ W_OFF_TOPIC = 1.5
 LENGTH_TERM: dict[int, float] = {1: -0.3, 2: 0.0, 3: -0.3, 4: -0.6}
 CENTER = 0.3
 SCALE = 1.0
-ILL_FORMED = -4.0
+ILL_FORMED = -2.0
 
 _CATEGORY = lx.category_of()
 _ATTRS = {cat: frozenset(attrs) for cat, (_, attrs) in lx.CATEGORIES.items()}

@@ -111,7 +111,7 @@ def train_sft(
         torch.manual_seed(seed)
         model = make_model(config, tokenizer)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), fused=True)
 
     def schedule(step: int) -> float:
         if step < config.warmup_steps:

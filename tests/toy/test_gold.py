@@ -33,13 +33,14 @@ def test_length_beyond_two_sentences_is_not_rewarded():
     assert u("the phone is great . it is great .") >= u("the phone is great .")
 
 
-def test_ill_formed_scores_below_everything_well_formed():
-    worst = u(
-        "it is extremely awful . it is extremely terrible ! it is extremely horrible . "
-        "it is extremely dreadful ."
-    )
-    assert u("the the phone is great .") == ILL_FORMED < worst
+def test_ill_formed_scores_like_a_poor_review():
+    world = ToyWorld()
+    prompts, completions = world.sample(4000, np.random.default_rng(4))
+    scores = GoldUtility().score(prompts, completions)
+    assert u("the the phone is great .") == ILL_FORMED
     assert utility_terms(PROMPT, "phone phone")["well_formed"] == 0.0
+    assert np.mean(scores > ILL_FORMED) >= 0.9  # below nearly every review the world writes
+    assert scores.min() < ILL_FORMED  # but not below a thoroughly bad one
 
 
 def test_gold_is_standardised_on_world_data():
