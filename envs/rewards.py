@@ -195,16 +195,23 @@ def token_reward(kl: np.ndarray, kl_coef: float, score: np.ndarray) -> np.ndarra
     return np.asarray(score, dtype=np.float64) - penalty
 
 
-def token_logprobs(logits: torch.Tensor, tokens: np.ndarray | Sequence[int]) -> np.ndarray:
-    """``log softmax(logits)[row, tokens[row]]`` for each row, as float64 numpy.
+def chosen_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[row, tokens[row]]`` ``(N,)`` in float32, on the logits' device.
+
+    The one computation of a token's log-prob from its logits, shared by the env and an agent
+    that prices the reference for it (so both get the same numbers).
 
     Args:
         logits: ``(N, V)`` next-token logits already divided by the temperature.
-        tokens: ``(N,)`` the chosen token ids.
+        tokens: ``(N,)`` int64 token ids on the logits' device.
     """
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, tokens[:, None])[:, 0]
+
+
+def token_logprobs(logits: torch.Tensor, tokens: np.ndarray | Sequence[int]) -> np.ndarray:
+    """:func:`chosen_logprobs` of numpy token ids, as float64 numpy."""
     index = torch.as_tensor(np.asarray(tokens, dtype=np.int64), device=logits.device)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return logp.gather(1, index[:, None])[:, 0].double().cpu().numpy()
+    return chosen_logprobs(logits, index).double().cpu().numpy()
 
 
 def score_completions(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from rlhf_gym.envs.rewards import chosen_logprobs
 from rlhf_gym.lm.runner import CachedCausalLM, CachedStep
 
 
@@ -38,8 +39,7 @@ class TokenStep:
         """``log π_ref(a_t|s_t)`` ``(N,)`` of ``actions``, as the env computes it; None without."""
         if self.reference_logits is None:
             return None
-        log_dist = torch.log_softmax(self.reference_logits.float(), dim=-1)
-        return log_dist.gather(1, actions[:, None]).squeeze(1)
+        return chosen_logprobs(self.reference_logits, actions)
 
 
 @dataclass
