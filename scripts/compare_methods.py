@@ -129,7 +129,8 @@ def demo_config(cfg: CompareMethodsConfig, seed: int) -> Any:
 
     return DemoConfig(quick=cfg.quick, seed=seed, world_seed=cfg.world_seed, toy_dir=cfg.toy_dir,
                       num_pairs=cfg.num_pairs, rm_epochs=cfg.rm_epochs,
-                      max_new_tokens=cfg.max_new_tokens, device=cfg.device)  # fmt: skip
+                      norm_samples=cfg.norm_samples, max_new_tokens=cfg.max_new_tokens,
+                      device=cfg.device)  # fmt: skip
 
 
 def train_reward_models(cfg: CompareMethodsConfig, artifacts: Any, out: Path) -> dict[int, Any]:
@@ -139,7 +140,7 @@ def train_reward_models(cfg: CompareMethodsConfig, artifacts: Any, out: Path) ->
     figures = {}
     for seed in seeds_of(cfg):
         print(f"[compare] reward model, seed {seed}", flush=True)
-        rm, figures[seed] = train_reward(demo_config(cfg, seed), artifacts, seed, cfg.norm_samples)
+        rm, figures[seed] = train_reward(demo_config(cfg, seed), artifacts, seed)
         folder = out / "reward_models" / f"seed{seed}"
         rm.save_pretrained(folder)
         calibration = figures[seed].pop("calibration")  # its bins, for `rlhf-gym report`

@@ -36,6 +36,10 @@ DEMO_KL_COEF = 0.2
 # gold rose only 1.1 to 1.25 SFT std and one of three seeds spiked to 6.7 nats of KL.
 DEMO_NUM_ENVS = 128
 
+# The reward model's scale is fitted on 4,096 SFT samples: the std to about 1% (its standard
+# error), the same gain as 16,384 samples to 3 decimals, in 9 s instead of 32 s at 2 threads.
+DEMO_NORM_SAMPLES = 4096
+
 
 @dataclass
 class DemoConfig:
@@ -55,6 +59,11 @@ class DemoConfig:
     toy_dir: str = field(default="", metadata={"help": "toy-world cache root; empty: its default"})
     num_pairs: int = field(default=6000, metadata={"help": "labelled preference pairs", "min": 2})
     rm_epochs: float = field(default=2, metadata={"help": "reward-model epochs", "min": 0.0})
+    norm_samples: int = field(
+        default=DEMO_NORM_SAMPLES,
+        metadata={"help": "SFT samples that fit the RM's scale (a quarter as many check it)",
+                  "min": 2},
+    )  # fmt: skip
     iterations: int = field(default=25, metadata={"help": "PPO iterations", "min": 1})
     num_envs: int = field(
         default=DEMO_NUM_ENVS, metadata={"help": "episodes per PPO rollout", "min": 1}
@@ -94,6 +103,7 @@ class DemoConfig:
 QUICK = {
     "num_pairs": 200,
     "rm_epochs": 1,
+    "norm_samples": 64,
     "iterations": 2,
     "num_envs": 8,
     "max_new_tokens": 16,
@@ -120,13 +130,11 @@ def build_world(cfg: DemoConfig) -> Any:
     )
 
 
-def train_reward(
-    cfg: DemoConfig, artifacts: Any, seed: int, norm_samples: int = 0
-) -> tuple[Any, dict[str, float]]:
+def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
     """Train, normalise and check one reward model; returns it with its figures.
 
-    ``norm_samples`` > 0 fits the scale on that many SFT samples and checks it on a quarter as
-    many (at least 64); 0 keeps :func:`normalise_on_policy`'s sizes (64 each with ``--quick``).
+    The scale is fitted on ``cfg.norm_samples`` SFT samples and checked on a quarter as many
+    (at least 64).
     """
     from rlhf_gym.evaluation.calibration import reward_model_calibration
     from rlhf_gym.reward_models import RewardTrainingConfig, normalise_on_policy, train_reward_model
@@ -140,9 +148,6 @@ def train_reward(
         config=RewardTrainingConfig(seed=seed, rm_epochs=cfg.rm_epochs, print_logs=False),
     )
     world = artifacts.world
-    samples = {"fit_samples": 64, "check_samples": 64} if cfg.quick else {}
-    if norm_samples:
-        samples = {"fit_samples": norm_samples, "check_samples": max(norm_samples // 4, 64)}
     checks = normalise_on_policy(
         rm,
         artifacts.load_sft_model(),
@@ -150,7 +155,8 @@ def train_reward(
         max_new_tokens=cfg.max_new_tokens,
         seed=seed,
         gold=GoldUtility(),
-        **samples,
+        fit_samples=cfg.norm_samples,
+        check_samples=max(cfg.norm_samples // 4, 64),
     )
     triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
     figures = {
