@@ -8,36 +8,26 @@ and RLOO's groups are rows of ``--num-envs``), and ``train-dpo`` on the reward m
 same seeded split). One held-out evaluation measures all (``--curve-samples`` per prompt; proxy =
 the seed's reward model, gold, KL to the SFT) after each RL iteration and at
 ``--dpo-curve-points`` DPO steps. Wall time is the parent's clock, peak memory each process's own
-(:func:`measured`). Runs go to ``OUTPUT_DIR/<method>/seed<k>``, the report beside them.
+(:func:`rlhf_gym.scripts.processes.measured`). Runs go to ``OUTPUT_DIR/<method>/seed<k>``, the
+report beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from rlhf_gym.envs.rewards import DEFAULT_KL_COEF
 from rlhf_gym.scripts.config import add_dataclass_arguments, dataclass_from_args
+from rlhf_gym.scripts.processes import PROC_STATUS, Job, Usage, as_flags, child_env, run_jobs
 
 METHODS = ("ppo", "ppo-critic", "grpo", "rloo", "dpo")
-PROC_STATUS = "/proc/self/status"
-#: What the idle child imports: every run imports at least these.
-IDLE_IMPORTS = ("rlhf_gym.training.builders", "rlhf_gym.agents.group", "rlhf_gym.agents.dpo")
-#: A run's interpreter: :func:`measured` runs its rlhf-gym command and writes its peak memory.
-CHILD = (
-    "import sys; from rlhf_gym.scripts.compare_methods import measured; "
-    "sys.exit(measured(sys.argv[1:]))"
-)
 
 
 @dataclass
@@ -125,7 +115,7 @@ def write_prompts(artifacts: Any, out: Path) -> dict[str, Path]:
 
 def demo_config(cfg: CompareMethodsConfig, seed: int) -> Any:
     """The demo settings its toy-world and reward-model stages read."""
-    from rlhf_gym.scripts.demo import DemoConfig
+    from rlhf_gym.scripts.demo_config import DemoConfig
 
     return DemoConfig(quick=cfg.quick, seed=seed, world_seed=cfg.world_seed, toy_dir=cfg.toy_dir,
                       num_pairs=cfg.num_pairs, rm_epochs=cfg.rm_epochs,
@@ -184,95 +174,6 @@ def command(cfg: CompareMethodsConfig, method: str, seed: int, world: dict[str, 
     if algo != "ppo":
         flags["group_size"] = cfg.group_size
     return ["train-ppo", *as_flags(flags)]
-
-
-def as_flags(flags: dict[str, Any]) -> list[str]:
-    """``{"num_envs": 8}`` -> ``["--num-envs", "8"]``; booleans as ``true``/``false``."""
-    shown = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flags.items()}
-    return [part for k, v in shown.items() for part in ("--" + k.replace("_", "-"), v)]
-
-
-class Job(NamedTuple):
-    """One child process: its name, ``rlhf-gym`` arguments (none: the idle floor), log file."""
-
-    name: tuple[str, int]
-    args: list[str]
-    log: Path
-
-
-class Usage(NamedTuple):
-    """What one child cost: wall seconds, peak resident memory (MiB), exit status."""
-
-    wall_s: float
-    peak_rss_mib: float
-    returncode: int
-
-
-def measured(argv: list[str]) -> int:
-    """Child side: run ``rlhf-gym argv[1:]``, then write this program's peak RSS to ``argv[0]``.
-
-    With no command it only imports what a run imports: the floor under every run's memory.
-    The peak is ``VmHWM`` (KiB) of /proc/self/status, the high-water mark of this program's own
-    memory: ``ru_maxrss`` (``getrusage``, ``os.wait4``) would not do, as Linux carries the
-    parent's high-water mark across fork and exec into the child.
-    """
-    path, args = Path(argv[0]), argv[1:]
-    if args:
-        from rlhf_gym.scripts.cli import main
-
-        status = main(args)
-    else:
-        for module in IDLE_IMPORTS:
-            importlib.import_module(module)
-        status = 0
-    with open(PROC_STATUS, encoding="utf-8") as handle:
-        path.write_text(next(line.split()[1] for line in handle if line.startswith("VmHWM:")))
-    return status
-
-
-def run_measured(job: Job, env: dict[str, str]) -> Usage:
-    """Run ``job`` in a fresh interpreter to its end: its wall time and its own peak RSS."""
-    peak = job.log.with_suffix(".peak_kib")
-    peak.unlink(missing_ok=True)  # never read an earlier run's
-    argv = [sys.executable, "-c", CHILD, str(peak), *job.args]
-    start = time.perf_counter()
-    with open(job.log, "w", encoding="utf-8") as log:
-        status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-    kib = float(peak.read_text()) if peak.is_file() else float("nan")
-    return Usage(time.perf_counter() - start, kib / 1024, status)
-
-
-def child_env(cfg: CompareMethodsConfig) -> dict[str, str]:
-    """The runs' environment: ``--threads`` torch threads; ``--device cpu`` hides GPUs (DPO too)."""
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-    if cfg.threads:
-        env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
-    if cfg.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    return env
-
-
-def run_jobs(jobs: list[Job], workers: int, env: dict[str, str]) -> dict[tuple[str, int], Usage]:
-    """Run the jobs, ``workers`` at a time; the first failure stops the rest and raises.
-
-    Raises:
-        RuntimeError: naming the failed run, its exit status and the end of its log.
-    """
-    results = {}
-    with ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(run_measured, job, env): job for job in jobs}
-        for future in as_completed(futures):
-            job, usage = futures[future], future.result()
-            print(f"[compare] {job.name[0]} seed {job.name[1]}: {usage.wall_s:.0f} s, "
-                  f"peak {usage.peak_rss_mib:.0f} MiB", flush=True)  # fmt: skip
-            if usage.returncode:
-                for pending in futures:
-                    pending.cancel()
-                tail = job.log.read_text(encoding="utf-8")[-2000:]
-                raise RuntimeError(f"{job.name[0]} seed {job.name[1]} exited with "
-                                   f"{usage.returncode}; {job.log} ends with:\n{tail}")  # fmt: skip
-            results[job.name] = usage
-    return results
 
 
 def plan(cfg: CompareMethodsConfig, methods: list[str], world: dict[str, Path],
@@ -381,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     timing["reward_models_s"] = lap()
     jobs = plan(cfg, methods, world, out)
     print(f"[compare] {len(jobs) - 1} runs, {cfg.jobs} at once", flush=True)
-    usage = run_jobs(jobs, cfg.jobs, child_env(cfg))
+    usage = run_jobs(jobs, cfg.jobs, child_env(cfg.threads, cfg.device))
     timing["runs_s"] = lap()
     report = write_comparison(cfg, out, methods, artifacts, usage, rm)
     timing.update(report_s=lap(), seconds=round(clock[-1] - clock[0], 1))

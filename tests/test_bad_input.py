@@ -199,7 +199,7 @@ API_CASES = [
 
 def config_file(tmp_path: Path, text: str):
     from rlhf_gym.scripts.config import load_config_file
-    from rlhf_gym.scripts.demo import DemoConfig
+    from rlhf_gym.scripts.demo_config import DemoConfig
 
     path = tmp_path / "c.yaml"
     path.write_text(text)

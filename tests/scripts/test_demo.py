@@ -80,7 +80,7 @@ def seed_run(shift: float, peak_at: int) -> RunSummary:
 
 
 def test_compare_report_folds_seeds_into_the_frontier(tmp_path: Path) -> None:
-    from rlhf_gym.scripts.demo import write_comparison
+    from rlhf_gym.scripts.demo_compare import write_comparison
 
     runs = {"baseline": [seed_run(0.0, 2), seed_run(0.5, 2)], "ensemble": [seed_run(0.0, 3)]}
     report = write_comparison(tmp_path, runs, title="mitigations").read_text()
@@ -105,11 +105,13 @@ def test_seeds_need_compare(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_demo_compare_runs_every_configuration_on_each_seed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_demo_compare_runs_every_configuration_on_each_seed(tmp_path: Path, jobs: int) -> None:
     out = tmp_path / "compare"
     command = [
         sys.executable, str(ROOT / "scripts" / "demo.py"), "--quick", "--compare", "--seeds", "2",
         "--output-dir", str(out), "--toy-dir", str(tmp_path / "toy"), "--device", "cpu",
+        "--jobs", str(jobs),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -126,3 +128,14 @@ def test_demo_compare_runs_every_configuration_on_each_seed(tmp_path: Path) -> N
     report = (out / "report.md").read_text()
     assert "![frontier.png](frontier.png)" in report and "## Final evaluation" in report
     assert (out / "frontier.png").is_file()
+    if jobs > 1:  # each seed ran in a process of its own: its log and one-seed report stay
+        for seed in (0, 1):
+            assert "[demo] done" in (out / "seeds" / f"seed{seed}" / "run.log").read_text()
+            assert not (out / "seeds" / f"seed{seed}" / "baseline").exists()  # moved
+
+
+def test_jobs_need_compare(tmp_path: Path, capsys) -> None:
+    from rlhf_gym.scripts.cli import main
+
+    assert main(["demo", "--jobs", "2", "--output-dir", str(tmp_path / "out")]) == 2
+    assert "--jobs 2 is for --compare" in capsys.readouterr().err
