@@ -48,8 +48,7 @@ def build_world(cfg: DemoConfig) -> Any:
 def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[str, float]]:
     """Train, normalise and check one reward model; returns it with its figures.
 
-    The scale is fitted on ``cfg.norm_samples`` SFT samples and checked on a quarter as many
-    (at least 64).
+    The scale is fitted on ``cfg.norm_samples`` SFT samples and checked on as many fresh ones.
     """
     from rlhf_gym.evaluation.calibration import reward_model_calibration
     from rlhf_gym.reward_models import RewardTrainingConfig, normalise_on_policy, train_reward_model
@@ -71,7 +70,7 @@ def train_reward(cfg: DemoConfig, artifacts: Any, seed: int) -> tuple[Any, dict[
         seed=seed,
         gold=GoldUtility(),
         fit_samples=cfg.norm_samples,
-        check_samples=max(cfg.norm_samples // 4, 64),
+        check_samples=cfg.norm_samples,
     )
     triples = [(p.prompt, p.chosen, p.rejected) for p in held_out]
     figures = {
