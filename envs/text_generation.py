@@ -163,6 +163,10 @@ class TextGenerationEnv(BatchFace, gym.Env[dict[str, np.ndarray], np.int64]):
         """Hand over ``log π_θ`` of the action the next :meth:`step` receives (that step only)."""
         self.batch.set_policy_logprobs([logprob])
 
+    def set_reference_logprob(self, logprob: float) -> None:
+        """Hand over ``log π_ref`` of the next step's action (reference handed over: True)."""
+        self.batch.set_reference_logprobs([logprob])
+
     def action_masks(self) -> np.ndarray:
         """``(V,)`` bools for MaskablePPO: the mask model's top-p set, or all real tokens."""
         return self.batch.action_masks()[0]

@@ -137,6 +137,25 @@ def test_handover_applies_to_one_step_only(tokenizer):
         env.step(5)
 
 
+def test_one_env_takes_both_log_probs_as_scalars(tokenizer):
+    env = TextGenerationEnv(
+        tokenizer=tokenizer,
+        reference_model=tiny_gpt2(len(tokenizer)),
+        prompts=PROMPTS,
+        max_new_tokens=4,
+        max_prompt_tokens=6,
+        kl_coef=0.1,
+        device="cpu",
+    )
+    env.reset(seed=0)
+    env.hand_over_reference(True)
+    env.set_policy_logprob(-2.0)
+    env.set_reference_logprob(-0.5)
+    _, reward, *_, info = env.step(5)
+    assert info["ref_logprob"] == -0.5 and info["policy_logprob"] == -2.0
+    assert reward == pytest.approx(-0.1 * (-2.0 + 0.5))  # -beta * (log pi - log ref)
+
+
 def test_beta_zero_without_policy_reports_no_kl_and_no_penalty(tokenizer):
     env = TextGenerationEnv(
         tokenizer=tokenizer,
