@@ -119,7 +119,8 @@ def test_identity_handed_over_logprobs(tokenizer):
     assert info["policy_logprob"] == pytest.approx(handover[-1])
 
 
-def test_handover_applies_to_one_step_only(tokenizer):
+def handover_env(tokenizer) -> TextGenerationEnv:
+    """A reset env with no policy model: the log-probs are handed over (β 0.1)."""
     env = TextGenerationEnv(
         tokenizer=tokenizer,
         reference_model=tiny_gpt2(len(tokenizer)),
@@ -130,6 +131,11 @@ def test_handover_applies_to_one_step_only(tokenizer):
         device="cpu",
     )
     env.reset(seed=0)
+    return env
+
+
+def test_handover_applies_to_one_step_only(tokenizer):
+    env = handover_env(tokenizer)
     env.set_policy_logprob(-2.0)
     *_, info = env.step(5)
     assert info["policy_logprob"] == -2.0
@@ -138,16 +144,7 @@ def test_handover_applies_to_one_step_only(tokenizer):
 
 
 def test_one_env_takes_both_log_probs_as_scalars(tokenizer):
-    env = TextGenerationEnv(
-        tokenizer=tokenizer,
-        reference_model=tiny_gpt2(len(tokenizer)),
-        prompts=PROMPTS,
-        max_new_tokens=4,
-        max_prompt_tokens=6,
-        kl_coef=0.1,
-        device="cpu",
-    )
-    env.reset(seed=0)
+    env = handover_env(tokenizer)
     env.hand_over_reference(True)
     env.set_policy_logprob(-2.0)
     env.set_reference_logprob(-0.5)
