@@ -68,25 +68,27 @@ def run_seeds_apart(cfg: DemoConfig, seeds: list[int], out: Path) -> None:
     """Each seed's comparison in a process of its own, ``cfg.jobs`` at a time.
 
     A seed's process writes to ``out/seeds/seed<k>`` (its log and one-seed report stay there);
-    its runs then move to ``out/<config>/seed<k>``, replacing an earlier run there.
+    its runs then move to ``out/<config>/seed<k>``, replacing an earlier run there. The caller
+    has built the toy world already, so the processes load it from the cache rather than each
+    building it.
 
     Raises:
         RuntimeError: when a process fails, with the end of its log.
     """
+    folders = {seed: out / "seeds" / f"seed{seed}" for seed in seeds}
     jobs = []
-    for seed in seeds:
-        folder = out / "seeds" / f"seed{seed}"
+    for seed, folder in folders.items():
         folder.mkdir(parents=True, exist_ok=True)
         flags = {**dataclasses.asdict(cfg), "seed": seed, "seeds": 1, "jobs": 1,
                  "output_dir": folder}  # fmt: skip
         jobs.append(Job(("demo --compare", seed), ["demo", *as_flags(flags)], folder / "run.log"))
     run_jobs(jobs, cfg.jobs, child_env(cfg.threads, cfg.device), prefix="[demo]")
-    for seed in seeds:
+    for seed, folder in folders.items():
         for name in compare_configs(cfg):
             target = run_folder(out, name, seed, len(seeds))
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
-            (out / "seeds" / f"seed{seed}" / name).rename(target)
+            (folder / name).rename(target)
 
 
 def write_comparison(out: Path, runs: dict[str, list[Any]], title: str) -> Path:
